@@ -1,0 +1,268 @@
+"""Options, markers, the case matrix, the report header and the report hooks."""
+
+from __future__ import annotations
+
+import os
+import platform
+
+import pytest
+import torch
+
+from fixtures import expectation_file, reporting
+from fixtures.cases import DEVICES, DTYPES, Case
+from fixtures.conversion import MODES
+from fixtures.zoo import EXCLUDED_MODELS, ZooError, registry, select
+
+TIERS = ("quick", "nightly")
+TIER_BATCH_SIZES = {"quick": (1,), "nightly": (1, 2, 4, 8)}
+
+# (option, environment variable, help). Every list option takes comma-separated values.
+LIST_OPTIONS = (
+    ("--models", "CONFORMANCE_MODELS", "models to test (default: every registered model)"),
+    ("--modes", "CONFORMANCE_MODES", f"conversion modes to test (default: all of {', '.join(MODES)})"),
+    ("--devices", "CONFORMANCE_DEVICES", "devices: cpu, cuda (default: cpu)"),
+    ("--dtypes", "CONFORMANCE_DTYPES", "dtypes: fp32, fp16, bf16 (default: fp32)"),
+    ("--batch-sizes", "CONFORMANCE_BATCH_SIZES", "batch sizes (default: the tier's)"),
+    ("--clip-lengths", "CONFORMANCE_CLIP_LENGTHS", "clip lengths in frames (default: the tier's, per model)"),
+)
+
+
+def pytest_addoption(parser):
+    """Register the suite's options; each can also be set by the environment variable in its help."""
+    group = parser.getgroup("conformance", "video model conformance suite")
+    for flag, variable, text in LIST_OPTIONS:
+        group.addoption(flag, default=os.environ.get(variable), help=f"{text}; comma-separated; env {variable}")
+    group.addoption("--tier", default=os.environ.get("CONFORMANCE_TIER", "quick"),
+                    help="quick: small geometry; nightly: canonical geometry and every axis; env CONFORMANCE_TIER")
+    group.addoption("--model-file", action="append", default=_env_list("CONFORMANCE_MODEL_FILE"),
+                    help="Python file defining MODEL_SPECS to add to the matrix; repeatable; env CONFORMANCE_MODEL_FILE")
+    group.addoption("--video", default=os.environ.get("CONFORMANCE_VIDEO"),
+                    help="video file for the real-video test (default: a clip the suite encodes); env CONFORMANCE_VIDEO")
+    group.addoption("--seed", type=int, default=int(os.environ.get("CONFORMANCE_SEED", "0")),
+                    help="seed of weights and inputs; env CONFORMANCE_SEED")
+    group.addoption("--expectations", default=os.environ.get("CONFORMANCE_EXPECTATIONS"),
+                    help="expectations file (default: fixtures/expectations/torch-MAJOR.MINOR.json); "
+                         "env CONFORMANCE_EXPECTATIONS")
+    group.addoption("--update-expectations", action="store_true",
+                    help="rewrite the expectations file from this run's outcomes")
+    group.addoption("--report-dir", default=os.environ.get("CONFORMANCE_REPORT_DIR", "reports/runs"),
+                    help="folder for the JSON and Markdown run reports; env CONFORMANCE_REPORT_DIR")
+
+
+def _env_list(variable):
+    value = os.environ.get(variable)
+    return [item for item in value.split(",") if item] if value else []
+
+
+def _split(value):
+    return [item.strip() for item in value.split(",") if item.strip()] if value else []
+
+
+def _choose(flag, value, valid):
+    chosen = _split(value)
+    for item in chosen:
+        if item not in valid:
+            raise pytest.UsageError(f"{flag}: unknown value {item!r}; valid values: {', '.join(map(str, valid))}")
+    return chosen
+
+
+def _integers(flag, value):
+    try:
+        numbers = [int(item) for item in _split(value)]
+    except ValueError:
+        raise pytest.UsageError(f"{flag}: {value!r} is not a comma-separated list of positive integers") from None
+    if any(number < 1 for number in numbers):
+        raise pytest.UsageError(f"{flag}: {value!r} holds a value below 1; give positive integers")
+    return numbers
+
+
+class Matrix:
+    """The validated options and the cases they select, built once before collection."""
+
+    def __init__(self, config):
+        option = config.option
+        if option.tier not in TIERS:
+            raise pytest.UsageError(f"--tier: unknown value {option.tier!r}; valid values: {', '.join(TIERS)}")
+        self.tier = option.tier
+        self.seed = option.seed
+        try:
+            self.specs = registry(option.model_file or [])
+            self.selected = select(self.specs, _split(option.models))
+        except ZooError as error:
+            raise pytest.UsageError(str(error)) from None
+        for name in _split(option.models):
+            if name in EXCLUDED_MODELS:
+                raise pytest.UsageError(f"--models: {name!r} is not in the matrix: {EXCLUDED_MODELS[name]}")
+        self.modes = _choose("--modes", option.modes, MODES) or list(MODES)
+        self.devices = _choose("--devices", option.devices, DEVICES) or ["cpu"]
+        self.dtypes = _choose("--dtypes", option.dtypes, list(DTYPES)) or ["fp32"]
+        self.batch_sizes = _integers("--batch-sizes", option.batch_sizes) or list(TIER_BATCH_SIZES[self.tier])
+        self.clip_lengths = _integers("--clip-lengths", option.clip_lengths)
+        self.cases = self._cases()
+
+    def clip_lengths_for(self, spec):
+        """Return the clip lengths to test for a model: the option's, else the tier's."""
+        if self.clip_lengths:
+            return self.clip_lengths
+        if self.tier == "quick":
+            return [spec.quick.frames]
+        return list(spec.clip_lengths or (spec.canonical.frames,))
+
+    def _cases(self):
+        cases = {}
+        for spec in self.selected:
+            for mode in self.modes:
+                for device in self.devices:
+                    for dtype in self.dtypes:
+                        # Half precision is a CUDA configuration; on the CPU many kernels lack it.
+                        if device == "cpu" and dtype != "fp32":
+                            continue
+                        for batch in self.batch_sizes:
+                            for frames in self.clip_lengths_for(spec):
+                                case = Case(spec.name, mode, device, dtype, batch, frames)
+                                cases[case.id] = case
+        return cases
+
+    def geometry(self, case):
+        """Return the geometry of a case: the tier's, with the case's clip length."""
+        return self.specs[case.model].geometry(case.clip_length, self.tier)
+
+
+def pytest_configure(config):
+    """Register markers, validate the options and build the case matrix."""
+    for line in (
+        "gpu: a case that runs on CUDA",
+        "benchmark: a throughput measurement",
+        "video: the real-video test",
+        "selftest: a test of the suite's own machinery",
+    ):
+        config.addinivalue_line("markers", line)
+    config.stash[MATRIX] = Matrix(config)
+    if config.option.video:
+        from fixtures.video import VideoError, decode_video
+
+        try:
+            decode_video(config.option.video)
+        except VideoError as error:
+            raise pytest.UsageError(f"--video: {error}") from None
+    path = expectation_file.default_path()
+    if config.option.expectations:
+        path = expectation_file.pathlib.Path(config.option.expectations)
+    try:
+        config.stash[EXPECTATIONS] = (path, expectation_file.load(path))
+    except expectation_file.ExpectationFileError as error:
+        raise pytest.UsageError(str(error)) from None
+    reporting.configure(config, *config.stash[EXPECTATIONS])
+
+
+MATRIX = pytest.StashKey[Matrix]()
+EXPECTATIONS = pytest.StashKey[tuple]()
+
+
+def pytest_generate_tests(metafunc):
+    """Parametrize every test that takes ``case_id`` with the matrix's case ids."""
+    if "case_id" not in metafunc.fixturenames:
+        return
+    matrix = metafunc.config.stash[MATRIX]
+    case_source = getattr(metafunc.module, "video_case_ids", None)
+    case_ids = case_source(matrix) if case_source else list(matrix.cases)
+    metafunc.parametrize("case_id", case_ids, ids=case_ids)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark CUDA cases, group cases by model for xdist, and apply expectations as strict xfails."""
+    from fixtures.outcomes import FAILURES
+
+    _, expectations = config.stash[EXPECTATIONS]
+    keys = []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is None or "case_id" not in callspec.params:
+            continue
+        case = Case.parse(callspec.params["case_id"])
+        check = item.get_closest_marker("check").args[0]
+        keys.append((case.id, check))
+        item.add_marker(pytest.mark.xdist_group(case.model))
+        if case.device == "cuda":
+            item.add_marker(pytest.mark.gpu)
+        expectation = expectation_file.find(expectations, case.id, check)
+        if expectation is not None and expectation.outcome in FAILURES:
+            item.stash[reporting.EXPECTED] = expectation
+            item.add_marker(pytest.mark.xfail(
+                strict=True,
+                raises=FAILURES[expectation.outcome],
+                reason=f"expected {expectation.outcome} ({expectation.error_class}): {expectation.reason} "
+                       f"[seen on torch {', '.join(expectation.seen_on)}; rerun with --runxfail to see it fail]",
+            ))
+    for stale in expectation_file.unused(expectations, keys) if keys else []:
+        reporting.note_unused_expectation(config, stale)
+
+
+def pytest_collection_finish(session):
+    """Refuse ``-m gpu`` on a machine without CUDA instead of passing by skipping everything."""
+    markexpr = session.config.option.markexpr or ""
+    if "gpu" in markexpr and "not gpu" not in markexpr and not torch.cuda.is_available():
+        raise pytest.UsageError("-m gpu: no CUDA device was found (torch.cuda.is_available() is False); "
+                                "run the GPU cases on a machine with CUDA")
+
+
+def pytest_report_header(config):
+    """Print the versions, the device and the thread count that the results depend on."""
+    matrix = config.stash[MATRIX]
+    versions = reporting.environment(config)
+    lines = [
+        f"conformance: torch {versions['torch']}, torchvision {versions['torchvision']}, "
+        f"pytorchvideo {versions['pytorchvideo']}, python {platform.python_version()}",
+        f"conformance: cuda device {versions['cuda_device'] or 'none'}, {torch.get_num_threads()} threads, "
+        f"tier {matrix.tier}, {len(matrix.cases)} cases, seed {matrix.seed}",
+    ]
+    excluded = ", ".join(f"{name} ({reason.split(':')[0]})" for name, reason in EXCLUDED_MODELS.items())
+    lines.append(f"conformance: not in the matrix: {excluded}")
+    return lines
+
+
+@pytest.fixture
+def case(case_id, request):
+    """Return the Case for the test's case id."""
+    return Case.parse(case_id)
+
+
+@pytest.fixture
+def matrix(request):
+    """Return the run's Matrix: options, specs and geometry lookup."""
+    return request.config.stash[MATRIX]
+
+
+@pytest.fixture
+def record(request):
+    """Return a function that stores a check's result and raises its outcome's exception."""
+
+    def record_result(result):
+        __tracebackhide__ = True
+        reporting.settle(request, result)
+
+    return record_result
+
+
+@pytest.fixture(autouse=True)
+def _restore_rng_state():
+    """Restore torch's global RNG state after each test so test order cannot change results."""
+    state = torch.random.get_rng_state()
+    yield
+    torch.random.set_rng_state(state)
+
+
+def pytest_runtest_logreport(report):
+    """Collect result records from test reports (on the xdist controller too)."""
+    reporting.collect(report)
+
+
+def pytest_sessionstart(session):
+    """Write an incomplete report at the start, so an interrupted run leaves one."""
+    reporting.start(session)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Write the final report and, when asked, the expectations file."""
+    reporting.finish(session, exitstatus)
+

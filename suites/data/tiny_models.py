@@ -1,0 +1,78 @@
+"""Small models for the suite's self-tests, in the format that --model-file loads."""
+
+import torch
+from torch import nn
+
+from fixtures.zoo import Geometry, ModelSpec
+
+
+class TinyConv(nn.Module):
+    """A 3D convolution, BatchNorm, global pooling and a classifier: converts by every mode."""
+
+    def __init__(self, classes: int = 10):
+        super().__init__()
+        self.conv = nn.Conv3d(3, 8, kernel_size=3, padding=1)
+        self.norm = nn.BatchNorm3d(8)
+        self.pool = nn.AdaptiveAvgPool3d(1)
+        self.head = nn.Linear(8, classes)
+
+    def forward(self, x):
+        x = torch.relu(self.norm(self.conv(x)))
+        return self.head(self.pool(x).flatten(1))
+
+
+class SignBranch(nn.Module):
+    """Takes a Python branch on the sign of the input's mean, which tracing freezes."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = TinyConv()
+
+    def forward(self, x):
+        features = self.body(x)
+        if bool(x.mean() > 0):
+            return features
+        return -features
+
+
+class ConstantOutput(nn.Module):
+    """Ignores its input, so agreement with eager proves nothing."""
+
+    def __init__(self):
+        super().__init__()
+        self.bias = nn.Parameter(torch.linspace(-1, 1, 10))
+
+    def forward(self, x):
+        return self.bias.expand(x.shape[0], -1) + 0 * x.mean()
+
+
+class RejectsShortClips(nn.Module):
+    """Rejects clips shorter than 8 frames, as a model with a fixed temporal kernel does."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = TinyConv()
+
+    def forward(self, x):
+        if x.shape[2] < 8:
+            raise ValueError("expected at least 8 frames")
+        return self.body(x)
+
+
+def _spec(name, cls, frames=4):
+    return ModelSpec(
+        name=name,
+        family="user",
+        builder=lambda geometry: cls(),
+        canonical=Geometry(frames, 32),
+        quick=Geometry(frames, 16),
+        clip_lengths=(frames,),
+    )
+
+
+MODEL_SPECS = [
+    _spec("tiny_conv", TinyConv),
+    _spec("tiny_sign_branch", SignBranch),
+    _spec("tiny_constant", ConstantOutput),
+    _spec("tiny_rejects_short", RejectsShortClips),
+]

@@ -1,0 +1,14 @@
+"""Round trip: save, load, compare, and run the file where pytorchvideo cannot be imported."""
+
+import pytest
+
+from fixtures import checks
+
+
+@pytest.mark.check("roundtrip")
+def test_roundtrip(case, matrix, record, tmp_path):
+    spec = matrix.specs[case.model]
+
+    result = checks.roundtrip(case, spec, matrix.geometry(case), matrix.seed, tmp_path)
+
+    record(result)

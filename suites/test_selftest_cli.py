@@ -1,0 +1,152 @@
+"""Self-tests of the pytest plugin, run as a user would: pytest in a subprocess on tiny models."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.selftest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+TINY_MODELS = ROOT / "suites" / "data" / "tiny_models.py"
+
+
+def run_pytest(tmp_path, *args, expectations=None):
+    """Run the suite's equivalence tests in a subprocess and return (completed process, report or None)."""
+    expectations_path = tmp_path / "expectations.json"
+    expectations_path.write_text(json.dumps({"expectations": expectations or []}))
+    report_dir = tmp_path / "runs"
+    command = [
+        sys.executable, "-m", "pytest", "suites/test_equivalence.py", "-q", "-n", "0",
+        "--expectations", str(expectations_path), "--report-dir", str(report_dir), *args,
+    ]
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("CONFORMANCE_")}
+    completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600, env=environment)
+    latest = report_dir / "latest.json"
+    report = json.loads(latest.read_text()) if latest.exists() else None
+    return completed, report
+
+
+def error_lines(completed):
+    return [line for line in (completed.stdout + completed.stderr).splitlines() if line.startswith("ERROR")]
+
+
+def test_unknown_model_is_one_line_error(tmp_path):
+    completed, _ = run_pytest(tmp_path, "--models", "no_such_model")
+
+    assert completed.returncode == pytest.ExitCode.USAGE_ERROR
+    assert len(error_lines(completed)) == 1
+    assert "no_such_model" in error_lines(completed)[0]
+    assert "slowfast_r50" in error_lines(completed)[0]
+
+
+def test_missing_model_file_is_one_line_error(tmp_path):
+    missing = tmp_path / "absent_models.py"
+
+    completed, _ = run_pytest(tmp_path, "--model-file", str(missing))
+
+    assert completed.returncode == pytest.ExitCode.USAGE_ERROR
+    assert str(missing) in error_lines(completed)[0]
+
+
+def test_unreadable_video_is_one_line_error(tmp_path):
+    broken = tmp_path / "broken.mp4"
+    broken.write_text("this is not a video")
+
+    completed, _ = run_pytest(tmp_path, "--video", str(broken))
+
+    assert completed.returncode == pytest.ExitCode.USAGE_ERROR
+    assert str(broken) in error_lines(completed)[0]
+
+
+def test_unknown_mode_lists_valid_modes(tmp_path):
+    completed, _ = run_pytest(tmp_path, "--modes", "trace,compile")
+
+    assert completed.returncode == pytest.ExitCode.USAGE_ERROR
+    assert "'compile'" in error_lines(completed)[0]
+    assert "hybrid" in error_lines(completed)[0]
+
+
+def test_gpu_marker_without_cuda_fails_loudly(tmp_path):
+    completed, _ = run_pytest(tmp_path, "-m", "gpu", "--model-file", str(TINY_MODELS), "--models", "tiny_conv")
+
+    assert completed.returncode != 0
+    assert "no CUDA device was found" in completed.stdout + completed.stderr
+
+
+def test_user_models_join_matrix_and_report(tmp_path):
+    completed, report = run_pytest(
+        tmp_path, "--model-file", str(TINY_MODELS), "--models", "tiny_conv,tiny_rejects_short", "--modes", "trace,script"
+    )
+    outcomes = {result["case_id"]: result["outcome"] for result in report["results"]}
+
+    assert completed.returncode == 0, completed.stdout[-2000:]
+    assert report["complete"] is True
+    assert outcomes["tiny_conv-trace-cpu-fp32-b1-t4"] == "pass"
+    assert outcomes["tiny_conv-script-cpu-fp32-b1-t4"] == "pass"
+    assert outcomes["tiny_rejects_short-trace-cpu-fp32-b1-t4"] == "eager-unsupported"
+    assert "tiny_conv" in (tmp_path / "runs" / "latest.md").read_text()
+
+
+def test_expected_failure_is_xfail_and_fixed_case_is_xpass(tmp_path):
+    expectations = [
+        {"case": "tiny_constant-trace-*", "check": "equivalence", "outcome": "cannot-judge", "error_class": None,
+         "reason": "output ignores the input", "seen_on": ["test"]},
+        {"case": "tiny_conv-trace-*", "check": "equivalence", "outcome": "mismatch", "error_class": None,
+         "reason": "claimed broken, but it is not", "seen_on": ["test"]},
+    ]
+
+    completed, report = run_pytest(
+        tmp_path, "--model-file", str(TINY_MODELS), "--models", "tiny_conv,tiny_constant", "--modes", "trace",
+        expectations=expectations,
+    )
+    verdicts = {result["case_id"]: result["verdict"] for result in report["results"]}
+
+    assert completed.returncode == pytest.ExitCode.TESTS_FAILED
+    assert "XPASS(strict)" in completed.stdout
+    assert verdicts["tiny_constant-trace-cpu-fp32-b1-t4"] == "xfailed"
+    assert verdicts["tiny_conv-trace-cpu-fp32-b1-t4"] == "xpassed"
+
+
+def test_expected_outcome_with_other_error_class_fails(tmp_path):
+    expectations = [
+        {"case": "tiny_constant-trace-*", "check": "equivalence", "outcome": "cannot-judge",
+         "error_class": "SomeOtherError", "reason": "recorded with another cause", "seen_on": ["test"]},
+    ]
+
+    completed, report = run_pytest(
+        tmp_path, "--model-file", str(TINY_MODELS), "--models", "tiny_constant", "--modes", "trace",
+        expectations=expectations,
+    )
+
+    assert completed.returncode == pytest.ExitCode.TESTS_FAILED
+    assert "expected error class SomeOtherError" in completed.stdout
+    assert report["results"][0]["verdict"] == "failed"
+
+
+def test_update_expectations_records_failures_only(tmp_path):
+    completed, _ = run_pytest(
+        tmp_path, "--model-file", str(TINY_MODELS), "--models", "tiny_conv,tiny_constant", "--modes", "trace",
+        "--update-expectations",
+    )
+    written = json.loads((tmp_path / "expectations.json").read_text())["expectations"]
+
+    assert completed.returncode == pytest.ExitCode.TESTS_FAILED
+    assert [entry["case"] for entry in written] == ["tiny_constant-trace-cpu-fp32-b1-t4"]
+    assert written[0]["outcome"] == "cannot-judge"
+
+
+def test_user_model_name_clash_is_error(tmp_path):
+    clash = tmp_path / "clash.py"
+    clash.write_text(
+        "from fixtures.zoo import builtin_specs\n"
+        "MODEL_SPECS = [builtin_specs()['r3d_18']]\n"
+    )
+
+    completed, _ = run_pytest(tmp_path, "--model-file", str(clash))
+
+    assert completed.returncode == pytest.ExitCode.USAGE_ERROR
+    assert "'r3d_18'" in error_lines(completed)[0]
