@@ -8,10 +8,13 @@ import platform
 import pytest
 import torch
 
-from fixtures import expectation_file, reporting
+from fixtures import expectation_file, reporting, throughput_options, weights
 from fixtures.cases import DEVICES, DTYPES, Case
 from fixtures.conversion import MODES
 from fixtures.zoo import EXCLUDED_MODELS, ZooError, registry, select
+
+# Plugins: --shard K/N, and the cache counts that xdist workers send to the report.
+pytest_plugins = ("fixtures.sharding", "fixtures.cache_counts")
 
 TIERS = ("quick", "nightly")
 TIER_BATCH_SIZES = {"quick": (1,), "nightly": (1, 2, 4, 8)}
@@ -46,7 +49,11 @@ def pytest_addoption(parser):
     group.addoption("--update-expectations", action="store_true",
                     help="rewrite the expectations file from this run's outcomes")
     group.addoption("--report-dir", default=os.environ.get("CONFORMANCE_REPORT_DIR", "reports/runs"),
-                    help="folder for the JSON and Markdown run reports; env CONFORMANCE_REPORT_DIR")
+                    help="folder for the JSON, Markdown and HTML run reports; env CONFORMANCE_REPORT_DIR")
+    group.addoption("--weights", default=os.environ.get("CONFORMANCE_WEIGHTS", "random"),
+                    help="random (seeded, the default), pretrained (hub checkpoints from the local torch hub "
+                         "cache, nightly tier only) or PATH of a checkpoint for one model; env CONFORMANCE_WEIGHTS")
+    throughput_options.add_options(group)
 
 
 def _env_list(variable):
@@ -138,6 +145,18 @@ def pytest_configure(config):
     ):
         config.addinivalue_line("markers", line)
     config.stash[MATRIX] = Matrix(config)
+    throughput_options.configure(config)
+    source = weights.parse(config.option.weights)
+    try:
+        weights.validate(source, config.stash[MATRIX].selected, config.stash[MATRIX].tier)
+    except weights.WeightsError as error:
+        raise pytest.UsageError(str(error)) from None
+    weights.activate(source)
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        # Each xdist worker would otherwise start one thread per core, and N
+        # workers on N cores then fight over them.
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
     if config.option.video:
         from fixtures.video import VideoError, decode_video
 
@@ -164,16 +183,23 @@ def pytest_generate_tests(metafunc):
     if "case_id" not in metafunc.fixturenames:
         return
     matrix = metafunc.config.stash[MATRIX]
-    case_source = getattr(metafunc.module, "video_case_ids", None)
+    # A module may choose its own cases with case_ids(matrix); test_video.py names it video_case_ids.
+    case_source = getattr(metafunc.module, "case_ids", None) or getattr(metafunc.module, "video_case_ids", None)
     case_ids = case_source(matrix) if case_source else list(matrix.cases)
     metafunc.parametrize("case_id", case_ids, ids=case_ids)
 
 
 def pytest_collection_modifyitems(config, items):
-    """Mark CUDA cases, group cases by model for xdist, and apply expectations as strict xfails."""
+    """Mark CUDA cases, group cases by model for xdist, apply expectations as strict xfails, deselect benchmarks."""
     from fixtures.outcomes import FAILURES
 
     _, expectations = config.stash[EXPECTATIONS]
+    # parametrize() with no case ids still yields one placeholder item. Dropping it keeps
+    # a check without cases in this matrix, such as the CUDA-only one, out of the run.
+    placeholders = [item for item in items if _has_empty_case_id(item)]
+    if placeholders:
+        config.hook.pytest_deselected(items=placeholders)
+        items[:] = [item for item in items if not _has_empty_case_id(item)]
     keys = []
     for item in items:
         callspec = getattr(item, "callspec", None)
@@ -185,6 +211,8 @@ def pytest_collection_modifyitems(config, items):
         item.add_marker(pytest.mark.xdist_group(case.model))
         if case.device == "cuda":
             item.add_marker(pytest.mark.gpu)
+            if not torch.cuda.is_available():
+                item.add_marker(pytest.mark.skip(reason=CUDA_SKIP_REASON))
         expectation = expectation_file.find(expectations, case.id, check)
         if expectation is not None and expectation.outcome in FAILURES:
             item.stash[reporting.EXPECTED] = expectation
@@ -196,6 +224,47 @@ def pytest_collection_modifyitems(config, items):
             ))
     for stale in expectation_file.unused(expectations, keys) if keys else []:
         reporting.note_unused_expectation(config, stale)
+    # Throughput cases take seconds each, so they run only when -m names them: pytest -m benchmark.
+    if "benchmark" not in (config.option.markexpr or ""):
+        benchmarks = [item for item in items if item.get_closest_marker("benchmark")]
+        if benchmarks:
+            config.hook.pytest_deselected(items=benchmarks)
+            items[:] = [item for item in items if not item.get_closest_marker("benchmark")]
+    _group_by_model(items)
+
+
+def _group_by_model(items):
+    """Reorder items in place so that every check of one model runs back to back.
+
+    Other tests keep their places at the front. The per-process cache then
+    holds one model at a time (see cache.retain_only).
+    """
+    first_seen = {}
+    for position, item in enumerate(items):
+        model = _model_of(item)
+        if model is not None:
+            first_seen.setdefault(model, position)
+    ordered = sorted(
+        enumerate(items),
+        key=lambda pair: (-1, pair[0]) if _model_of(pair[1]) is None else (first_seen[_model_of(pair[1])], pair[0]),
+    )
+    items[:] = [item for _, item in ordered]
+
+
+def _model_of(item):
+    callspec = getattr(item, "callspec", None)
+    if callspec is None or "case_id" not in callspec.params:
+        return None
+    return Case.parse(callspec.params["case_id"]).model
+
+
+def _has_empty_case_id(item) -> bool:
+    callspec = getattr(item, "callspec", None)
+    return callspec is not None and "case_id" in callspec.params and not isinstance(callspec.params["case_id"], str)
+
+
+CUDA_SKIP_REASON = ("needs a CUDA device, and torch.cuda.is_available() is False here; run the CUDA cases on a "
+                    "machine with CUDA: pytest -m gpu --devices cuda (see scripts/gpu_check.sh)")
 
 
 def pytest_collection_finish(session):
@@ -214,7 +283,7 @@ def pytest_report_header(config):
         f"conformance: torch {versions['torch']}, torchvision {versions['torchvision']}, "
         f"pytorchvideo {versions['pytorchvideo']}, python {platform.python_version()}",
         f"conformance: cuda device {versions['cuda_device'] or 'none'}, {torch.get_num_threads()} threads, "
-        f"tier {matrix.tier}, {len(matrix.cases)} cases, seed {matrix.seed}",
+        f"tier {matrix.tier}, {len(matrix.cases)} cases, seed {matrix.seed}, weights {config.option.weights}",
     ]
     excluded = ", ".join(f"{name} ({reason.split(':')[0]})" for name, reason in EXCLUDED_MODELS.items())
     lines.append(f"conformance: not in the matrix: {excluded}")
@@ -242,6 +311,16 @@ def record(request):
         reporting.settle(request, result)
 
     return record_result
+
+
+@pytest.fixture(autouse=True)
+def _one_model_in_cache(request):
+    """Free the cached objects of other models before a case of a new model starts."""
+    model = _model_of(request.node)
+    if model is not None:
+        from fixtures import cache
+
+        cache.retain_only(model)
 
 
 @pytest.fixture(autouse=True)

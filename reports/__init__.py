@@ -19,6 +19,8 @@ OUTCOMES = (
     "slower",
     "shape-locked",
     "cannot-judge",
+    "mutates-input",
+    "device-baked",
 )
 
 CHECKS = (
@@ -28,6 +30,9 @@ CHECKS = (
     "portability",
     "throughput",
     "video",
+    "mutation",
+    "device-constants",
+    "branches",
 )
 
 # pytest's verdict for the test that produced a result.

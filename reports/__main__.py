@@ -1,4 +1,4 @@
-"""Command-line tools for run reports: compare, merge and render.
+"""Command-line tools for run reports: compare, merge, render and html.
 
 Exit status 0 means success, 1 means that compare found a change of the kind
 that --fail-on selects, and 2 means invalid input such as a missing file, invalid JSON or an
@@ -54,7 +54,7 @@ def _build_parser():
         "--format",
         choices=("markdown", "html"),
         default="markdown",
-        help="output format (default: markdown). html is not implemented yet.",
+        help="output format (default: markdown); html is a self-contained page with plots",
     )
     compare.add_argument(
         "--output",
@@ -86,18 +86,28 @@ def _build_parser():
     )
     render.add_argument("report", type=pathlib.Path, help="report file (JSON)")
     render.set_defaults(run=_run_render)
+
+    page = commands.add_parser(
+        "html",
+        help="write a report as a self-contained HTML page",
+        description="Write a report as one HTML page with coloured outcome matrices and embedded plots.",
+    )
+    page.add_argument("report", type=pathlib.Path, help="report file (JSON)")
+    page.add_argument("--output", type=pathlib.Path, help="file to write the page to (default: standard output)")
+    page.set_defaults(run=_run_html)
     return parser
 
 
 def _run_compare(arguments):
-    if arguments.format == "html":
-        # TODO: add HTML output with throughput plots; until then only Markdown exists.
-        raise CommandError("--format html is not implemented yet. Use --format markdown.")
-
     old = load_report(arguments.old)
     new = load_report(arguments.new)
     comparison = compare_reports(old, new)
-    _emit(render_comparison(comparison), arguments.output)
+    if arguments.format == "html":
+        from reports.html import render_comparison_html
+
+        _emit(render_comparison_html(comparison, old, new), arguments.output)
+    else:
+        _emit(render_comparison(comparison), arguments.output)
     return exit_status(comparison, arguments.fail_on)
 
 
@@ -119,6 +129,13 @@ def _run_merge(arguments):
 def _run_render(arguments):
     report = load_report(arguments.report)
     sys.stdout.write(render_markdown(report))
+    return EXIT_OK
+
+
+def _run_html(arguments):
+    from reports.html import render_html
+
+    _emit(render_html(load_report(arguments.report)), arguments.output)
     return EXIT_OK
 
 

@@ -36,12 +36,16 @@ _MARK_LEGEND = {
 
 def render_markdown(report):
     """Render ``report`` (a validated run report dict) as a Markdown document."""
+    from reports.scriptability import render_scriptability
+
     sections = [
         _render_header(report),
         _render_environment(report["environment"]),
         _render_counts(report["results"]),
         _render_matrices(report["results"]),
+        *_throughput_sections(report["results"]),
         _render_failures(report["results"]),
+        render_scriptability(report.get("scriptability", {})),
         _render_findings(report["findings"]),
         _render_warnings(report["warnings"]),
     ]
@@ -186,6 +190,36 @@ def _render_matrix(results):
 
 def _row_has(row, mark):
     return any(cell.endswith(mark) for cell in row[1:])
+
+
+def _throughput_sections(results):
+    """Return a list with the throughput table, or an empty list when no result has throughput details."""
+    measured = [result for result in results if isinstance(result["details"].get("throughput"), dict)]
+    if not measured:
+        return []
+    rows = []
+    for result in sorted(measured, key=lambda item: item["case_id"]):
+        throughput = result["details"]["throughput"]
+        interval = throughput.get("ratio_ci") or [None, None]
+        baseline = throughput.get("baseline") or {}
+        # The baseline gate judges the drop corrected for machine speed. A positive
+        # drop is lost throughput, shown as a negative change.
+        drop = baseline.get("corrected_drop")
+        change = "-" if drop is None else f"{-100 * drop:+.1f}%"
+        verdict = throughput.get("verdict") or result["outcome"]
+        if throughput.get("gates_fired"):
+            verdict += f" ({', '.join(throughput['gates_fired'])})"
+        rows.append((
+            result["case_id"],
+            format_number(throughput.get("eager_cps")),
+            format_number(throughput.get("converted_cps")),
+            f"{format_number(throughput.get('ratio'))} "
+            f"[{format_number(interval[0])}, {format_number(interval[1])}]",
+            change,
+            verdict,
+        ))
+    header = ("Case", "Eager clips/s", "Converted clips/s", "Ratio [CI]", "Vs baseline", "Verdict")
+    return ["## Throughput\n\n" + render_table(header, rows)]
 
 
 def _render_failures(results):

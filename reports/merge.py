@@ -55,8 +55,26 @@ def merge_reports(reports, sources=None):
         "findings": _merge_findings(reports),
         "results": _merge_results(reports, sources),
     }
+    if any("cache_counts" in report for report in reports):
+        merged["cache_counts"] = merge_cache_counts(report.get("cache_counts", {}) for report in reports)
     validate_report(merged, "merged report")
     return merged
+
+
+def merge_cache_counts(counts_by_shard):
+    """Return the maximum count of each cache key over the shards' ``cache_counts`` blocks.
+
+    Each block maps a kind (model, conversion, reference) to counts by key, as the
+    plugin writes it. Shards run in separate processes, so the maximum keeps the
+    meaning of a single report: the most times one process computed the key.
+    """
+    merged = {}
+    for counts in counts_by_shard:
+        for kind, by_key in counts.items():
+            target = merged.setdefault(kind, {})
+            for key, count in by_key.items():
+                target[key] = max(target.get(key, 0), count)
+    return {kind: dict(sorted(by_key.items())) for kind, by_key in merged.items()}
 
 
 def missing_shards(reports):

@@ -1,4 +1,4 @@
-"""Write run reports to a runs folder, one JSON and one Markdown file per run.
+"""Write run reports to a runs folder, one JSON, one Markdown and one HTML file per run.
 
 Only one process should call write_run for a given run: under pytest-xdist the
 plugin writes from the controller process alone. The latest.* copies are still
@@ -14,11 +14,12 @@ import secrets
 
 import filelock
 
+from reports.html import render_html
 from reports.markdown import render_markdown
 from reports.schema import ReportError, validate_report
 
-# Seconds to wait for another run to finish updating latest.*. Copying two small
-# files takes far less, so hitting this means a stale or stuck writer.
+# Seconds to wait for another run to finish updating latest.*. Writing the three
+# small files takes far less, so hitting this means a stale or stuck writer.
 LATEST_LOCK_TIMEOUT_S = 60
 
 _LOCK_NAME = ".latest.lock"
@@ -26,14 +27,14 @@ _RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 def write_run(report, runs_dir):
-    """Write ``report`` as <run_id>.json and <run_id>.md and refresh latest.*.
+    """Write ``report`` as <run_id>.json, <run_id>.md and <run_id>.html and refresh latest.*.
 
     Validates the report first, creates ``runs_dir`` if needed, and writes each
     file atomically, so a reader sees either the previous or the new content.
     Calling it again for the same run replaces the files, which is how the
     plugin turns its incomplete start-of-session report into the final one.
-    Returns a dict of paths with the keys json, markdown, latest_json and
-    latest_markdown.
+    Returns a dict of paths with the keys json, markdown, html, latest_json,
+    latest_markdown and latest_html.
 
     Raises ReportError for an invalid report or a run_id that is not a plain
     file name, and filelock.Timeout when latest.* stays locked for
@@ -52,21 +53,26 @@ def write_run(report, runs_dir):
 
     json_text = format_json(report)
     markdown_text = render_markdown(report)
+    html_text = render_html(report)
     paths = {
         "json": runs_dir / f"{run_id}.json",
         "markdown": runs_dir / f"{run_id}.md",
+        "html": runs_dir / f"{run_id}.html",
         "latest_json": runs_dir / "latest.json",
         "latest_markdown": runs_dir / "latest.md",
+        "latest_html": runs_dir / "latest.html",
     }
 
     write_text_atomic(paths["json"], json_text)
     write_text_atomic(paths["markdown"], markdown_text)
+    write_text_atomic(paths["html"], html_text)
 
     # The copies are written from the same text rather than copied from disk, so
     # they cannot pick up a half-finished write of the run files by another run.
     with filelock.FileLock(str(runs_dir / _LOCK_NAME), timeout=LATEST_LOCK_TIMEOUT_S):
         write_text_atomic(paths["latest_json"], json_text)
         write_text_atomic(paths["latest_markdown"], markdown_text)
+        write_text_atomic(paths["latest_html"], html_text)
 
     return paths
 

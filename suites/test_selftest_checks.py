@@ -326,3 +326,69 @@ def test_compare_outputs_reports_worst_element():
     assert errors["ok"] is False
     assert errors["worst_index"] == [0, 1, 3]
     assert errors["max_abs"] == pytest.approx(0.5)
+
+
+def test_disabled_torchscript_is_conversion_error(monkeypatch):
+    def disabled(*args, **kwargs):
+        raise RuntimeError("TorchScript is disabled in this build")
+
+    monkeypatch.setattr(torch.jit, "trace", disabled)
+    case, spec = tiny_case("tiny_conv", "trace")
+    export_case, _ = tiny_case("tiny_conv", "export")
+
+    traced = checks.equivalence(case, spec, spec.quick, seed=0)
+    exported = checks.equivalence(export_case, spec, spec.quick, seed=0)
+
+    assert traced["outcome"] == "conversion-error"
+    assert "TorchScript is disabled" in traced["message"]
+    assert exported["outcome"] == "pass", exported["message"]
+
+
+def test_conversion_warnings_are_recorded_not_shown(recwarn):
+    case, spec = tiny_case("tiny_conv", "trace")
+
+    result = checks.equivalence(case, spec, spec.quick, seed=0)
+
+    assert any("torch.jit.trace" in text for text in result["details"]["conversion_log"]["warnings"])
+    assert not [warning for warning in recwarn if "torch.jit.trace" in str(warning.message)]
+
+
+def test_export_roundtrip_uses_pt2(tmp_path):
+    case, spec = tiny_case("tiny_conv", "export")
+
+    result = checks.roundtrip(case, spec, spec.quick, 0, tmp_path)
+
+    assert result["outcome"] == "pass", result["message"]
+    assert result["details"]["format"] == "torch.export"
+    assert (tmp_path / f"{case.id}.pt2").exists()
+
+
+def test_roundtrip_saves_twice_and_keeps_code(tmp_path):
+    case, spec = tiny_case("tiny_conv", "trace")
+
+    result = checks.roundtrip(case, spec, spec.quick, 0, tmp_path)
+
+    assert result["outcome"] == "pass", result["message"]
+    assert (tmp_path / f"{case.id}.again.pt").exists()
+
+
+def test_roundtrip_catches_changed_code(monkeypatch, tmp_path):
+    from fixtures import artifacts
+
+    real = artifacts.code_by_module
+    calls = []
+
+    def drifting(artifact):
+        calls.append(artifact)
+        codes = real(artifact)
+        if len(calls) == 2:  # the loaded module's code reads differently from the saved one's
+            codes = {path: code + "  # changed" for path, code in codes.items()}
+        return codes
+
+    monkeypatch.setattr(artifacts, "code_by_module", drifting)
+    case, spec = tiny_case("tiny_conv", "trace")
+
+    result = checks.roundtrip(case, spec, spec.quick, 0, tmp_path)
+
+    assert result["outcome"] == "roundtrip-error"
+    assert "code changed" in result["message"]

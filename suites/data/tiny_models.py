@@ -76,3 +76,66 @@ MODEL_SPECS = [
     _spec("tiny_constant", ConstantOutput),
     _spec("tiny_rejects_short", RejectsShortClips),
 ]
+
+
+class BatchBakedScale(nn.Module):
+    """Multiplies by the batch size read as a Python int, which tracing turns into a constant."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = TinyConv()
+
+    def forward(self, x):
+        return self.body(x) * int(x.shape[0])
+
+
+class BatchBakedView(nn.Module):
+    """Reshapes with the batch size read as a Python int, so a trace only runs at its own batch size."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = TinyConv()
+
+    def forward(self, x):
+        return self.body(x).reshape(int(x.shape[0]), 10)
+
+
+class DeviceBaked(nn.Module):
+    """Creates a tensor on the input's device, which tracing records as a device constant."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = TinyConv()
+
+    def forward(self, x):
+        features = self.body(x)
+        return features + torch.arange(features.shape[-1], device=x.device)
+
+
+class MutatesPathways(nn.Module):
+    """A two-pathway model whose forward replaces the entries of its input list, as SlowFast does."""
+
+    def __init__(self):
+        super().__init__()
+        self.slow = TinyConv()
+        self.fast = TinyConv()
+
+    def forward(self, pathways):
+        pathways[0] = pathways[0] * 2
+        return self.slow(pathways[0]) + self.fast(pathways[1])
+
+
+MODEL_SPECS += [
+    _spec("tiny_batch_scale", BatchBakedScale),
+    _spec("tiny_batch_view", BatchBakedView),
+    _spec("tiny_device_baked", DeviceBaked),
+    ModelSpec(
+        name="tiny_mutates_pathways",
+        family="user",
+        builder=lambda geometry: MutatesPathways(),
+        canonical=Geometry(8, 32, alpha=4),
+        quick=Geometry(8, 16, alpha=4),
+        clip_lengths=(8,),
+        input_kind="pathways",
+    ),
+]
