@@ -381,7 +381,7 @@ def test_roundtrip_catches_changed_code(monkeypatch, tmp_path):
     def drifting(artifact):
         calls.append(artifact)
         codes = real(artifact)
-        if len(calls) == 2:  # the loaded module's code reads differently from the saved one's
+        if len(calls) == 2:  # the copy loaded after the second save reads differently
             codes = {path: code + "  # changed" for path, code in codes.items()}
         return codes
 
