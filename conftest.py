@@ -17,7 +17,7 @@ from fixtures.zoo import EXCLUDED_MODELS, ZooError, registry, select
 pytest_plugins = ("fixtures.sharding", "fixtures.cache_counts")
 
 TIERS = ("quick", "nightly")
-TIER_BATCH_SIZES = {"quick": (1,), "nightly": (1, 2, 4, 8)}
+TIER_BATCH_SIZES = {"quick": (1, 2), "nightly": (1, 2, 4, 8)}
 
 # (option, environment variable, help). Every list option takes comma-separated values.
 LIST_OPTIONS = (
@@ -104,6 +104,7 @@ class Matrix:
         self.devices = _choose("--devices", option.devices, DEVICES) or ["cpu"]
         self.dtypes = _choose("--dtypes", option.dtypes, list(DTYPES)) or ["fp32"]
         self.batch_sizes = _integers("--batch-sizes", option.batch_sizes) or list(TIER_BATCH_SIZES[self.tier])
+        self.base_batch = min(self.batch_sizes)
         self.clip_lengths = _integers("--clip-lengths", option.clip_lengths)
         self.cases = self._cases()
 
@@ -115,19 +116,38 @@ class Matrix:
             return [spec.quick.frames]
         return list(spec.clip_lengths or (spec.canonical.frames,))
 
+    def base_clip_length(self, spec):
+        """Return the clip length of a model's base point: the tier's own, else the first selected."""
+        lengths = self.clip_lengths_for(spec)
+        preferred = spec.quick.frames if self.tier == "quick" else spec.canonical.frames
+        return preferred if preferred in lengths else lengths[0]
+
+    def is_base(self, case):
+        """Return True for a case at its model's base point (smallest batch size, the tier's clip length)."""
+        return case.batch_size == self.base_batch and case.clip_length == self.base_clip_length(self.specs[case.model])
+
+    def base_cases(self):
+        """Return the cases at their model's base point, where every check runs."""
+        return {case_id: case for case_id, case in self.cases.items() if self.is_base(case)}
+
     def _cases(self):
+        # One factor at a time: every batch size at the base clip length, and every clip length
+        # at the base batch size. The full cross product at canonical geometry would take many
+        # hours on a CPU, and this way every axis value still meets every model, mode and dtype.
         cases = {}
         for spec in self.selected:
+            base_frames = self.base_clip_length(spec)
+            points = [(batch, base_frames) for batch in self.batch_sizes]
+            points += [(self.base_batch, frames) for frames in self.clip_lengths_for(spec) if frames != base_frames]
             for mode in self.modes:
                 for device in self.devices:
                     for dtype in self.dtypes:
                         # Half precision is a CUDA configuration; on the CPU many kernels lack it.
                         if device == "cpu" and dtype != "fp32":
                             continue
-                        for batch in self.batch_sizes:
-                            for frames in self.clip_lengths_for(spec):
-                                case = Case(spec.name, mode, device, dtype, batch, frames)
-                                cases[case.id] = case
+                        for batch, frames in points:
+                            case = Case(spec.name, mode, device, dtype, batch, frames)
+                            cases[case.id] = case
         return cases
 
     def geometry(self, case):
@@ -234,21 +254,31 @@ def pytest_collection_modifyitems(config, items):
 
 
 def _group_by_model(items):
-    """Reorder items in place so that every check of one model runs back to back.
+    """Reorder items in place so that every check of one model, and within it of one point, runs back to back.
 
-    Other tests keep their places at the front. The per-process cache then
-    holds one model at a time (see cache.retain_only).
+    A point is a clip length and batch size. Other tests keep their places at
+    the front. The per-process cache then holds one model's objects for one
+    point at a time (see cache.retain_only).
     """
     first_seen = {}
     for position, item in enumerate(items):
         model = _model_of(item)
         if model is not None:
             first_seen.setdefault(model, position)
-    ordered = sorted(
-        enumerate(items),
-        key=lambda pair: (-1, pair[0]) if _model_of(pair[1]) is None else (first_seen[_model_of(pair[1])], pair[0]),
-    )
-    items[:] = [item for _, item in ordered]
+
+    def order(pair):
+        position, item = pair
+        model = _model_of(item)
+        if model is None:
+            return (-1, (), position)
+        case = _case_of(item)
+        return (first_seen[model], (case.clip_length, case.batch_size), position)
+
+    items[:] = [item for _, item in sorted(enumerate(items), key=order)]
+
+
+def _case_of(item):
+    return Case.parse(item.callspec.params["case_id"])
 
 
 def _model_of(item):
@@ -315,12 +345,13 @@ def record(request):
 
 @pytest.fixture(autouse=True)
 def _one_model_in_cache(request):
-    """Free the cached objects of other models before a case of a new model starts."""
+    """Free the cached objects of other models and points before a case of a new point starts."""
     model = _model_of(request.node)
     if model is not None:
         from fixtures import cache
 
-        cache.retain_only(model)
+        case = _case_of(request.node)
+        cache.retain_only(model, case.clip_length, case.batch_size)
 
 
 @pytest.fixture(autouse=True)

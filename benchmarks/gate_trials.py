@@ -1,8 +1,8 @@
 """Measure the throughput gate's false-alarm and detection rates with injected slowdowns.
 
-Each trial measures a baseline of TinyConv (suites/data/tiny_models.py, eager
+Each trial measures a baseline of TinyConv (suites/data/tiny_models.py): eager
 and a fresh trace, interleaved, each call repeating the model 20 times on its
-input) and then a current run in each condition, and judges the current run
+input. It then measures a current run in each condition below and judges it
 against the baseline with the gate's defaults (threshold 10%, alpha 0.01):
 
     same             the same model again, so every "slower" is a false alarm

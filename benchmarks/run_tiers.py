@@ -21,6 +21,7 @@ import datetime
 import json
 import os
 import pathlib
+import resource
 import shlex
 import subprocess
 import sys
@@ -71,8 +72,11 @@ def run(configuration: Configuration, folder: pathlib.Path, timeout_s: float, ex
         except subprocess.TimeoutExpired:
             exit_status = None
     wall_s = time.perf_counter() - start
+    # The largest resident set of any process this script has waited for so far (pytest or one of
+    # its xdist workers), in KiB on Linux. Runs go in order, so an earlier run's peak can show here.
+    peak_gib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
     row = {"tier": configuration.tier, "workers": configuration.workers, "wall_s": wall_s,
-           "exit_status": exit_status, "log": log_path}
+           "exit_status": exit_status, "log": log_path, "peak_gib": peak_gib}
 
     report_path = folder / "latest.json"
     if not report_path.exists():
@@ -103,19 +107,19 @@ def format_table(rows: list[dict]) -> str:
     """Return the rows as a Markdown table."""
     lines = [
         "| tier | workers | cases | results | outcomes | exit status | wall time | "
-        "max builds | max conversions | max references |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "peak RSS so far | max builds | max conversions | max references |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         workers = f"{row['workers']} (xdist)" if row["workers"] else "1 (no xdist)"
         if "report" not in row:
             lines.append(f"| {row['tier']} | {workers} | - | - | no report | {row['exit_status']} | "
-                         f"{row['wall_s']:.0f} s | - | - | - |")
+                         f"{row['wall_s']:.0f} s | {row['peak_gib']:.1f} GiB | - | - | - |")
             continue
         outcomes = ", ".join(f"{name} {count}" for name, count in row["outcomes"].most_common())
         maxima = " | ".join(f"{row['max_counts'][kind]} ({row['keys'][kind]} keys)" for kind in CACHE_KINDS)
         lines.append(f"| {row['tier']} | {workers} | {row['cases']} | {row['results']} | {outcomes} | "
-                     f"{row['exit_status']} | {row['wall_s']:.0f} s | {maxima} |")
+                     f"{row['exit_status']} | {row['wall_s']:.0f} s | {row['peak_gib']:.1f} GiB | {maxima} |")
     return "\n".join(lines) + "\n"
 
 
@@ -145,10 +149,21 @@ def write_page(section: str, path: pathlib.Path) -> None:
     path.write_text(text.rstrip() + "\n\n" + section)
 
 
+def parse_run(text: str, parser: argparse.ArgumentParser) -> Configuration:
+    """Return the configuration of one TIER:WORKERS value of --runs, or exit with a usage error."""
+    tier, _, workers = text.strip().partition(":")
+    if tier not in ("quick", "nightly") or not workers.isdigit():
+        parser.error(f"--runs: invalid value {text!r}; expected TIER:WORKERS with TIER quick or nightly, e.g. quick:2")
+    return Configuration(tier, int(workers))
+
+
 def main(argv=None) -> int:
     """Run the configurations, print the table and append it to the results page."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--nightly", action="store_true", help="also run the nightly CPU tier with -n 2")
+    parser.add_argument("--runs", default=None,
+                        help="comma-separated TIER:WORKERS runs instead of the default ones, e.g. "
+                             "'quick:2,nightly:2'")
     parser.add_argument("--timeout-s", type=float, default=4 * 3600,
                         help="seconds after which one pytest run is stopped (default: 14400)")
     parser.add_argument("--results", type=pathlib.Path, default=RESULTS_PAGE,
@@ -162,6 +177,8 @@ def main(argv=None) -> int:
     configurations = [Configuration("quick", 0), Configuration("quick", 2)]
     if arguments.nightly:
         configurations.append(Configuration("nightly", 2))
+    if arguments.runs:
+        configurations = [parse_run(text, parser) for text in arguments.runs.split(",")]
     # Reports and pytest logs stay under reports/runs/ (git-ignored) for a look at failures.
     work = ROOT / "reports" / "runs" / f"run_tiers-{datetime.datetime.now():%Y%m%dT%H%M%S}"
     rows = []

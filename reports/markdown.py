@@ -17,9 +17,11 @@ SEVERITY_ORDER = (
     "eager-unsupported",
     "slower",
     "shape-locked",
+    "device-baked",
     "conversion-error",
     "run-error",
     "roundtrip-error",
+    "mutates-input",
     "mismatch",
 )
 

@@ -8,8 +8,8 @@ MODES = ("trace", "hybrid", "frozen")
 
 
 def case_ids(matrix):
-    """Return the matrix's CPU cases in the modes that trace."""
-    return [case_id for case_id, case in matrix.cases.items() if case.mode in MODES and case.device == "cpu"]
+    """Return the base-point CPU cases in the modes that trace."""
+    return [case_id for case_id, case in matrix.base_cases().items() if case.mode in MODES and case.device == "cpu"]
 
 
 @pytest.mark.check("device-constants")

@@ -14,8 +14,8 @@ pytestmark = pytest.mark.gpu
 
 
 def case_ids(matrix):
-    """Return the ids of the matrix's CUDA cases."""
-    return [case_id for case_id, case in matrix.cases.items() if case.device == "cuda"]
+    """Return the ids of the base-point CUDA cases."""
+    return [case_id for case_id, case in matrix.base_cases().items() if case.device == "cuda"]
 
 
 @pytest.mark.check("portability")

@@ -99,6 +99,12 @@ def test_package_constants():
     assert "cannot-judge" in reports.OUTCOMES
 
 
+def test_severity_order_ranks_every_outcome():
+    from reports.markdown import SEVERITY_ORDER
+
+    assert sorted(SEVERITY_ORDER) == sorted(reports.OUTCOMES)
+
+
 # Schema
 
 

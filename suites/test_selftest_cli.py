@@ -130,7 +130,7 @@ def test_expected_outcome_with_other_error_class_fails(tmp_path):
 def test_update_expectations_records_failures_only(tmp_path):
     completed, _ = run_pytest(
         tmp_path, "--model-file", str(TINY_MODELS), "--models", "tiny_conv,tiny_constant", "--modes", "trace",
-        "--update-expectations",
+        "--batch-sizes", "1", "--update-expectations",
     )
     written = json.loads((tmp_path / "expectations.json").read_text())["expectations"]
 

@@ -108,7 +108,8 @@ def test_invalid_shard_is_one_line_error(tmp_path, value):
 def test_shard_reports_merge(tmp_path):
     # tiny_sign_branch lands on shard 1 and tiny_conv on shard 2, and script converts both faithfully.
     # Shard 1 runs under xdist, so its cache counts come from a worker, and shard 2 runs in one process.
-    matrix = ("--model-file", str(TINY_MODELS), "--models", "tiny_conv,tiny_sign_branch", "--modes", "script")
+    matrix = ("--model-file", str(TINY_MODELS), "--models", "tiny_conv,tiny_sign_branch", "--modes", "script",
+              "--batch-sizes", "1")
     shards = {"1/2": ("-n", "2"), "2/2": ("-n", "0")}
     reports = []
     for shard, workers in shards.items():

@@ -339,7 +339,7 @@ def run_pytest(tmp_path, *args, threads=None):
     expectations.write_text(json.dumps({"expectations": []}))
     command = [
         sys.executable, "-m", "pytest", "suites/test_throughput.py", "-q", "-n", "0",
-        "--model-file", str(TINY_MODELS), "--models", "tiny_conv", "--modes", "trace",
+        "--model-file", str(TINY_MODELS), "--models", "tiny_conv", "--modes", "trace", "--batch-sizes", "1",
         "--expectations", str(expectations), "--report-dir", str(tmp_path / "runs"),
         "--baseline-dir", str(tmp_path / "baselines"), "--throughput-seconds", "0.2", *args,
     ]

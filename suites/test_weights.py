@@ -235,7 +235,7 @@ def test_cli_user_checkpoint_run_passes(tmp_path):
 
     completed, report = run_pytest(
         tmp_path, "--model-file", str(TINY_MODELS), "--models", "tiny_conv", "--modes", "trace",
-        "--weights", str(path),
+        "--batch-sizes", "1", "--weights", str(path),
     )
 
     assert completed.returncode == pytest.ExitCode.OK, completed.stdout[-2000:]

@@ -1,0 +1,106 @@
+"""Self-tests of the case matrix: one-factor axes, base points, and expectations shared across checks."""
+
+import types
+
+import pytest
+
+from conftest import Matrix
+from fixtures import cache, expectation_file
+from fixtures.zoo import Geometry
+
+pytestmark = pytest.mark.selftest
+
+
+def _matrix(**options):
+    values = dict(tier="quick", seed=0, model_file=[], models=None, modes=None, devices=None, dtypes=None,
+                  batch_sizes=None, clip_lengths=None)
+    values.update(options)
+    return Matrix(types.SimpleNamespace(option=types.SimpleNamespace(**values)))
+
+
+def _points(matrix, model, mode="trace"):
+    return sorted((case.batch_size, case.clip_length) for case in matrix.cases.values()
+                  if case.model == model and case.mode == mode)
+
+
+def test_nightly_varies_one_axis_at_a_time():
+    matrix = _matrix(tier="nightly", models="slowfast_r50")
+
+    # Canonical: 32 fast frames; the family supports 16, 32 and 64.
+    assert _points(matrix, "slowfast_r50") == [(1, 16), (1, 32), (1, 64), (2, 32), (4, 32), (8, 32)]
+    base = [case for case in matrix.base_cases().values() if case.mode == "trace"]
+    assert [(case.batch_size, case.clip_length) for case in base] == [(1, 32)]
+
+
+def test_nightly_covers_every_axis_value_for_every_model():
+    matrix = _matrix(tier="nightly")
+
+    for spec in matrix.selected:
+        points = _points(matrix, spec.name, "hybrid")
+        assert {batch for batch, _ in points} == {1, 2, 4, 8}, spec.name
+        assert {frames for _, frames in points} == set(spec.clip_lengths), spec.name
+
+
+def test_quick_tier_has_batch_sizes_one_and_two():
+    matrix = _matrix(models="x3d_xs")
+
+    assert _points(matrix, "x3d_xs") == [(1, 4), (2, 4)]
+    assert [case.batch_size for case in matrix.base_cases().values()] == [1] * 5
+
+
+def test_selected_point_alone_is_the_base_point():
+    matrix = _matrix(tier="nightly", models="r3d_18", modes="trace", batch_sizes="8", clip_lengths="32")
+
+    assert list(matrix.base_cases()) == list(matrix.cases) == ["r3d_18-trace-cpu-fp32-b8-t32"]
+
+
+def test_base_clip_length_falls_back_to_first_selected():
+    matrix = _matrix(tier="nightly", models="r3d_18", modes="trace", clip_lengths="8,32")
+
+    # The canonical 16 frames is not selected, so 8 is the base clip length.
+    assert _points(matrix, "r3d_18") == [(1, 8), (1, 32), (2, 8), (4, 8), (8, 8)]
+
+
+def _expectation(case, check, outcome):
+    return expectation_file.Expectation(case=case, check=check, outcome=outcome, error_class="E", reason="r",
+                                        seen_on=["2.14.1"])
+
+
+def test_conversion_error_applies_to_every_check():
+    expectations = [_expectation("m-script-cpu-fp32-b1-t4", "equivalence", "conversion-error")]
+
+    assert expectation_file.find(expectations, "m-script-cpu-fp32-b1-t4", "throughput") is expectations[0]
+    assert expectation_file.find(expectations, "m-script-cpu-fp32-b2-t4", "throughput") is None
+
+
+def test_other_expected_outcomes_stay_with_their_check():
+    expectations = [_expectation("m-trace-cpu-fp32-b1-t4", "roundtrip", "roundtrip-error")]
+
+    assert expectation_file.find(expectations, "m-trace-cpu-fp32-b1-t4", "equivalence") is None
+    assert expectation_file.find(expectations, "m-trace-cpu-fp32-b1-t4", "roundtrip") is expectations[0]
+
+
+def test_retain_only_keeps_current_point():
+    short, long = Geometry(frames=4, crop=96), Geometry(frames=8, crop=96)
+    keys = {
+        "model here": ("model", "m", short, 0, "cpu", "fp32"),
+        "model, other clip length": ("model", "m", long, 0, "cpu", "fp32"),
+        "conversion here": ("conversion", "m", "trace", short, "cpu", "fp32", 1, 0),
+        "conversion, other batch size": ("conversion", "m", "trace", short, "cpu", "fp32", 2, 0),
+        "reference here": ("reference", "m", short, "cpu", "fp32", 1, 0, 1),
+        "reference, other batch size": ("reference", "m", short, "cpu", "fp32", 2, 0, 1),
+        "other model": ("model", "other", short, 0, "cpu", "fp32"),
+    }
+    saved = dict(cache._STORE)
+    cache._STORE.clear()
+    try:
+        for key in keys.values():
+            cache._STORE[key] = ("ok", None)
+
+        cache.retain_only("m", 4, 1)
+
+        kept = {name for name, key in keys.items() if key in cache._STORE}
+        assert kept == {"model here", "conversion here", "reference here"}
+    finally:
+        cache._STORE.clear()
+        cache._STORE.update(saved)
