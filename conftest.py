@@ -44,8 +44,8 @@ def pytest_addoption(parser):
     group.addoption("--seed", type=int, default=int(os.environ.get("CONFORMANCE_SEED", "0")),
                     help="seed of weights and inputs; env CONFORMANCE_SEED")
     group.addoption("--expectations", default=os.environ.get("CONFORMANCE_EXPECTATIONS"),
-                    help="expectations file (default: fixtures/expectations/torch-MAJOR.MINOR.json); "
-                         "env CONFORMANCE_EXPECTATIONS")
+                    help="expectations file (default: fixtures/expectations/torch-MAJOR.MINOR.json, or "
+                         "torch-MAJOR.MINOR-nightly.json in the nightly tier); env CONFORMANCE_EXPECTATIONS")
     group.addoption("--update-expectations", action="store_true",
                     help="rewrite the expectations file from this run's outcomes")
     group.addoption("--report-dir", default=os.environ.get("CONFORMANCE_REPORT_DIR", "reports/runs"),
@@ -184,7 +184,7 @@ def pytest_configure(config):
             decode_video(config.option.video)
         except VideoError as error:
             raise pytest.UsageError(f"--video: {error}") from None
-    path = expectation_file.default_path()
+    path = expectation_file.default_path(tier=config.stash[MATRIX].tier)
     if config.option.expectations:
         path = expectation_file.pathlib.Path(config.option.expectations)
     try:

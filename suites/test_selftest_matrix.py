@@ -104,3 +104,11 @@ def test_retain_only_keeps_current_point():
     finally:
         cache._STORE.clear()
         cache._STORE.update(saved)
+
+
+def test_nightly_tier_has_own_expectations_file():
+    quick = expectation_file.default_path("2.14.1")
+    nightly = expectation_file.default_path("2.14.1", tier="nightly")
+
+    assert quick.name == "torch-2.14.json"
+    assert nightly.name == "torch-2.14-nightly.json"
