@@ -36,13 +36,13 @@ def pytest_addoption(parser):
     for flag, variable, text in LIST_OPTIONS:
         group.addoption(flag, default=os.environ.get(variable), help=f"{text}; comma-separated; env {variable}")
     group.addoption("--tier", default=os.environ.get("CONFORMANCE_TIER", "quick"),
-                    help="quick: small geometry; nightly: canonical geometry and every axis; env CONFORMANCE_TIER")
+                    help="quick (the default): small geometry; nightly: canonical geometry and every axis; env CONFORMANCE_TIER")
     group.addoption("--model-file", action="append", default=_env_list("CONFORMANCE_MODEL_FILE"),
                     help="Python file defining MODEL_SPECS to add to the matrix; repeatable; env CONFORMANCE_MODEL_FILE")
     group.addoption("--video", default=os.environ.get("CONFORMANCE_VIDEO"),
                     help="video file for the real-video test (default: a clip the suite encodes); env CONFORMANCE_VIDEO")
-    group.addoption("--seed", type=int, default=int(os.environ.get("CONFORMANCE_SEED", "0")),
-                    help="seed of weights and inputs; env CONFORMANCE_SEED")
+    group.addoption("--seed", default=os.environ.get("CONFORMANCE_SEED", "0"),
+                    help="seed of weights and inputs, an integer (default 0); env CONFORMANCE_SEED")
     group.addoption("--expectations", default=os.environ.get("CONFORMANCE_EXPECTATIONS"),
                     help="expectations file (default: fixtures/expectations/torch-MAJOR.MINOR.json, or "
                          "torch-MAJOR.MINOR-nightly.json in the nightly tier); env CONFORMANCE_EXPECTATIONS")
@@ -91,7 +91,11 @@ class Matrix:
         if option.tier not in TIERS:
             raise pytest.UsageError(f"--tier: unknown value {option.tier!r}; valid values: {', '.join(TIERS)}")
         self.tier = option.tier
-        self.seed = option.seed
+        self.user_video = bool(getattr(option, "video", None))
+        try:
+            self.seed = int(option.seed)
+        except ValueError:
+            raise pytest.UsageError(f"--seed (or CONFORMANCE_SEED): {option.seed!r} is not an integer") from None
         try:
             self.specs = registry(option.model_file or [])
             self.selected = select(self.specs, _split(option.models))
@@ -187,6 +191,12 @@ def pytest_configure(config):
     path = expectation_file.default_path(tier=config.stash[MATRIX].tier)
     if config.option.expectations:
         path = expectation_file.pathlib.Path(config.option.expectations)
+        if not path.exists() and not config.option.update_expectations:
+            raise pytest.UsageError(f"--expectations: file {str(path)!r} not found; give an existing file, "
+                                    "or add --update-expectations to create it from this run")
+    report_dir = reporting.report_dir(config)
+    if report_dir.exists() and not report_dir.is_dir():
+        raise pytest.UsageError(f"--report-dir: {str(report_dir)!r} is a file, not a folder; give a folder path")
     try:
         config.stash[EXPECTATIONS] = (path, expectation_file.load(path))
     except expectation_file.ExpectationFileError as error:
@@ -242,7 +252,12 @@ def pytest_collection_modifyitems(config, items):
                 reason=f"expected {expectation.outcome} ({expectation.error_class}): {expectation.reason} "
                        f"[seen on torch {', '.join(expectation.seen_on)}; rerun with --runxfail to see it fail]",
             ))
-    for stale in expectation_file.unused(expectations, keys) if keys else []:
+    # Only an entry this selection should have used is stale: --models, --modes or a test path
+    # that leaves its case or check out of the run does not make it unused.
+    checks = {check for _, check in keys}
+    in_scope = [entry for entry in expectations
+                if any(entry.matches(case_id, check) for case_id in config.stash[MATRIX].cases for check in checks)]
+    for stale in expectation_file.unused(in_scope, keys) if keys else []:
         reporting.note_unused_expectation(config, stale)
     # Throughput cases take seconds each, so they run only when -m names them: pytest -m benchmark.
     if "benchmark" not in (config.option.markexpr or ""):
@@ -257,7 +272,7 @@ def _group_by_model(items):
     """Reorder items in place so that every check of one model, and within it of one point, runs back to back.
 
     A point is a clip length and batch size. Other tests keep their places at
-    the front. The per-process cache then holds one model's objects for one
+    the front. The per-process cache then keeps one model's objects for one
     point at a time (see cache.retain_only).
     """
     first_seen = {}
@@ -317,6 +332,9 @@ def pytest_report_header(config):
     ]
     excluded = ", ".join(f"{name} ({reason.split(':')[0]})" for name, reason in EXCLUDED_MODELS.items())
     lines.append(f"conformance: not in the matrix: {excluded}")
+    path, expectations = config.stash[EXPECTATIONS]
+    state = f"{len(expectations)} entries" if path.exists() else "not found, so no failures are expected"
+    lines.append(f"conformance: expectations {path} ({state})")
     return lines
 
 
@@ -367,6 +385,22 @@ def pytest_runtest_logreport(report):
     reporting.collect(report)
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Record a ``check-error`` result for a case test that raised before recording a result.
+
+    A model that cannot be built, or a bug in a check, raises an ordinary
+    exception. Without this the case would be missing from the report.
+    """
+    if call.when == "call" and call.excinfo is not None and not _has_result(item) and _model_of(item) is not None:
+        item.user_properties.append(reporting.check_error_property(item, call.excinfo, item.config.stash[MATRIX]))
+    return (yield)
+
+
+def _has_result(item) -> bool:
+    return any(name == reporting.RESULT_PROPERTY for name, _ in item.user_properties)
+
+
 def pytest_sessionstart(session):
     """Write an incomplete report at the start, so an interrupted run leaves one."""
     reporting.start(session)
@@ -374,5 +408,8 @@ def pytest_sessionstart(session):
 
 def pytest_sessionfinish(session, exitstatus):
     """Write the final report and, when asked, the expectations file."""
+    if session.config.option.shard and exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
+        # A shard can hold no model when N exceeds the models selected. Its run has nothing to fail.
+        exitstatus = session.exitstatus = pytest.ExitCode.OK
     reporting.finish(session, exitstatus)
 

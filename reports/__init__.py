@@ -21,6 +21,7 @@ OUTCOMES = (
     "cannot-judge",
     "mutates-input",
     "device-baked",
+    "check-error",
 )
 
 CHECKS = (

@@ -24,6 +24,7 @@ OUTCOME_COLOURS = {
     "mismatch": "#ef9a9a",
     "mutates-input": "#f48fb1",
     "device-baked": "#9fa8da",
+    "check-error": "#a1887f",
 }
 UNKNOWN_COLOUR = "#b0bec5"
 

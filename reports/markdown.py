@@ -23,6 +23,7 @@ SEVERITY_ORDER = (
     "roundtrip-error",
     "mutates-input",
     "mismatch",
+    "check-error",
 )
 
 XFAIL_MARK = "*"

@@ -9,6 +9,6 @@ from fixtures import checks
 def test_equivalence(case, matrix, record):
     spec = matrix.specs[case.model]
 
-    result = checks.equivalence(case, spec, matrix.geometry(case), matrix.seed)
+    result = checks.equivalence(case, spec, matrix.geometry(case), matrix.seed, conversion_batch=matrix.base_batch)
 
     record(result)

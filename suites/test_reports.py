@@ -18,6 +18,8 @@ from reports.merge import merge_reports, missing_shards
 from reports.schema import ReportError, load_report, validate_report
 from reports.writer import write_run, write_text_atomic
 
+pytestmark = pytest.mark.selftest
+
 REPOSITORY_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 

@@ -4,12 +4,16 @@ import base64
 import math
 import re
 
+import pytest
+
 from reports import OUTCOMES, plots
 from reports.__main__ import main
 from reports.compare import compare_reports
 from reports.html import OUTCOME_COLOURS, render_comparison_html, render_html
 from reports.writer import write_run
 from test_reports import make_report, make_result, run_cli, save
+
+pytestmark = pytest.mark.selftest
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 IMAGE_PATTERN = re.compile(r"src='data:image/png;base64,([A-Za-z0-9+/=]+)'")

@@ -79,7 +79,8 @@ def test_gpu_marker_without_cuda_fails_loudly(tmp_path):
 
 def test_user_models_join_matrix_and_report(tmp_path):
     completed, report = run_pytest(
-        tmp_path, "--model-file", str(TINY_MODELS), "--models", "tiny_conv,tiny_rejects_short", "--modes", "trace,script"
+        tmp_path, "--model-file", str(TINY_MODELS), "--models", "tiny_conv,tiny_rejects_short", "--modes", "trace,script",
+        "--clip-lengths", "4,8",
     )
     outcomes = {result["case_id"]: result["outcome"] for result in report["results"]}
 
@@ -88,7 +89,36 @@ def test_user_models_join_matrix_and_report(tmp_path):
     assert outcomes["tiny_conv-trace-cpu-fp32-b1-t4"] == "pass"
     assert outcomes["tiny_conv-script-cpu-fp32-b1-t4"] == "pass"
     assert outcomes["tiny_rejects_short-trace-cpu-fp32-b1-t4"] == "eager-unsupported"
+    assert outcomes["tiny_rejects_short-trace-cpu-fp32-b1-t8"] == "pass"
     assert "tiny_conv" in (tmp_path / "runs" / "latest.md").read_text()
+
+
+def test_model_rejecting_every_input_fails_run(tmp_path):
+    completed, report = run_pytest(
+        tmp_path, "--model-file", str(TINY_MODELS), "--models", "tiny_rejects_short", "--modes", "trace",
+    )
+    findings = [finding for finding in report["findings"] if finding["kind"] == "no-runnable-case"]
+
+    assert completed.returncode == pytest.ExitCode.TESTS_FAILED
+    assert "no case of model tiny_rejects_short ran" in completed.stdout
+    assert [finding["model"] for finding in findings] == ["tiny_rejects_short"]
+    assert report["exit_status"] == pytest.ExitCode.TESTS_FAILED
+
+
+def test_failed_build_is_check_error_in_report(tmp_path):
+    completed, report = run_pytest(
+        tmp_path, "--model-file", str(TINY_MODELS), "--models", "tiny_build_fails", "--modes", "trace",
+        "--batch-sizes", "1", "--update-expectations",
+    )
+    results = report["results"]
+    written = json.loads((tmp_path / "expectations.json").read_text())["expectations"]
+
+    assert completed.returncode == pytest.ExitCode.TESTS_FAILED
+    assert [result["outcome"] for result in results] == ["check-error"]
+    assert results[0]["error_class"] == "FileNotFoundError"
+    assert "checkpoint for tiny_build_fails not found" in results[0]["message"]
+    assert results[0]["verdict"] == "failed"
+    assert written == []
 
 
 def test_expected_failure_is_xfail_and_fixed_case_is_xpass(tmp_path):

@@ -1,5 +1,7 @@
 """Self-tests of the case matrix: one-factor axes, base points, and expectations shared across checks."""
 
+import collections
+import pathlib
 import types
 
 import pytest
@@ -9,6 +11,8 @@ from fixtures import cache, expectation_file
 from fixtures.zoo import Geometry
 
 pytestmark = pytest.mark.selftest
+
+TINY_MODELS = pathlib.Path(__file__).resolve().parent / "data" / "tiny_models.py"
 
 
 def _matrix(**options):
@@ -100,7 +104,8 @@ def test_retain_only_keeps_current_point():
         cache.retain_only("m", 4, 1)
 
         kept = {name for name, key in keys.items() if key in cache._STORE}
-        assert kept == {"model here", "conversion here", "reference here"}
+        # Conversions stay across batch sizes, because other batch sizes run the base one.
+        assert kept == {"model here", "conversion here", "conversion, other batch size", "reference here"}
     finally:
         cache._STORE.clear()
         cache._STORE.update(saved)
@@ -112,3 +117,37 @@ def test_nightly_tier_has_own_expectations_file():
 
     assert quick.name == "torch-2.14.json"
     assert nightly.name == "torch-2.14-nightly.json"
+
+
+def test_rerun_hint_reproduces_nightly_user_case(tmp_path):
+    from fixtures.cases import Case
+    from fixtures.checks import rerun_hint
+    from fixtures.zoo import load_model_file
+
+    spec = next(spec for spec in load_model_file(TINY_MODELS) if spec.name == "tiny_conv")
+    case = Case("tiny_conv", "trace", "cpu", "fp32", 2, 4)
+
+    hint = rerun_hint(case, "equivalence", spec, spec.geometry(4, "nightly"))
+
+    assert hint.startswith("pytest suites/test_equivalence.py -k 'tiny_conv-trace-cpu-fp32-b2-t4'")
+    assert f"--model-file={TINY_MODELS.resolve()}" in hint
+    assert "--tier nightly" in hint
+    assert "--batch-sizes 2 --clip-lengths 4" in hint
+
+
+def test_other_batch_size_runs_base_conversion():
+    from fixtures import checks
+    from fixtures.cases import Case
+    from fixtures.zoo import load_model_file
+
+    spec = next(spec for spec in load_model_file(TINY_MODELS) if spec.name == "tiny_conv")
+    geometry = spec.geometry(4, "quick")
+    case = Case("tiny_conv", "trace", "cpu", "fp32", 2, 4)
+    before = collections.Counter(cache.COUNTS)
+
+    result = checks.equivalence(case, spec, geometry, seed=123, conversion_batch=1)
+
+    computed = [key for key in cache.COUNTS if cache.COUNTS[key] > before[key] and key[0] == "conversion"]
+    assert result["outcome"] == "pass"
+    assert result["details"]["converted_at_batch_size"] == 1
+    assert [key[6] for key in computed] == [1]

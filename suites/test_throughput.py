@@ -15,6 +15,7 @@ def test_throughput(case, matrix, record, benchmark, request):
     spec = matrix.specs[case.model]
     settings = throughput_options.settings(request.config)
 
-    result = throughput.throughput(case, spec, matrix.geometry(case), matrix.seed, settings, benchmark=benchmark)
+    result = throughput.throughput(case, spec, matrix.geometry(case), matrix.seed, settings, benchmark=benchmark,
+                                   conversion_batch=matrix.base_batch)
 
     record(result)

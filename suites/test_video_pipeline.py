@@ -17,6 +17,12 @@ import torch
 
 from fixtures import video
 
+pytestmark = pytest.mark.selftest
+
+# Float32 bilinear resizing rounds differently in other torch releases: torch 2.9.1 differs from
+# the reference by up to 6.5e-5 after normalization, where one 8-bit level is about 0.017.
+PREPROCESS_ATOL = 1e-4
+
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 # Mean 0 and std 1 leave pixel values at value / 255, so tests can read frames back.
@@ -345,8 +351,8 @@ def test_preprocess_matches_pytorchvideo_tutorial(shape):
 
     assert fast.shape == expected_fast.shape
     assert slow.shape == expected_slow.shape
-    torch.testing.assert_close(fast, expected_fast, rtol=0, atol=1e-5)
-    torch.testing.assert_close(slow, expected_slow, rtol=0, atol=1e-5)
+    torch.testing.assert_close(fast, expected_fast, rtol=0, atol=PREPROCESS_ATOL)
+    torch.testing.assert_close(slow, expected_slow, rtol=0, atol=PREPROCESS_ATOL)
 
 
 @pytest.mark.parametrize(
@@ -373,8 +379,8 @@ def test_preprocess_matches_formulas(arguments):
     crop_size = arguments["crop_size"]
     assert slow.shape == (3, arguments["num_frames"] // arguments["alpha"], crop_size, crop_size)
     assert fast.shape == (3, arguments["num_frames"], crop_size, crop_size)
-    torch.testing.assert_close(fast, expected_fast, rtol=0, atol=1e-5)
-    torch.testing.assert_close(slow, expected_slow, rtol=0, atol=1e-5)
+    torch.testing.assert_close(fast, expected_fast, rtol=0, atol=PREPROCESS_ATOL)
+    torch.testing.assert_close(slow, expected_slow, rtol=0, atol=PREPROCESS_ATOL)
 
 
 def test_preprocess_normalizes_constant_colour():

@@ -16,6 +16,8 @@ import torch
 from fixtures import building, weights
 from fixtures.zoo import builtin_specs, load_model_file
 
+pytestmark = pytest.mark.selftest
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 TINY_MODELS = ROOT / "suites" / "data" / "tiny_models.py"
 

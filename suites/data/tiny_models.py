@@ -139,3 +139,21 @@ MODEL_SPECS += [
         input_kind="pathways",
     ),
 ]
+
+
+def _broken_builder(geometry):
+    raise FileNotFoundError("checkpoint for tiny_build_fails not found")
+
+
+# A builder that raises, as a user's model with a missing checkpoint would. A RuntimeError or
+# ValueError would instead mean that the model cannot be built at that geometry.
+MODEL_SPECS += [
+    ModelSpec(
+        name="tiny_build_fails",
+        family="user",
+        builder=_broken_builder,
+        canonical=Geometry(4, 16),
+        quick=Geometry(4, 16),
+        clip_lengths=(4,),
+    ),
+]
