@@ -96,14 +96,17 @@ class Matrix:
             self.seed = int(option.seed)
         except ValueError:
             raise pytest.UsageError(f"--seed (or CONFORMANCE_SEED): {option.seed!r} is not an integer") from None
+        if option.models and option.models.strip() and not _split(option.models):
+            raise pytest.UsageError(f"--models: {option.models!r} names no model; give comma-separated model "
+                                    "names, or leave the option out to test every model")
+        for name in _split(option.models):
+            if name in EXCLUDED_MODELS:
+                raise pytest.UsageError(f"--models: {name!r} is not in the matrix: {EXCLUDED_MODELS[name]}")
         try:
             self.specs = registry(option.model_file or [])
             self.selected = select(self.specs, _split(option.models))
         except ZooError as error:
             raise pytest.UsageError(str(error)) from None
-        for name in _split(option.models):
-            if name in EXCLUDED_MODELS:
-                raise pytest.UsageError(f"--models: {name!r} is not in the matrix: {EXCLUDED_MODELS[name]}")
         self.modes = _choose("--modes", option.modes, MODES) or list(MODES)
         self.devices = _choose("--devices", option.devices, DEVICES) or ["cpu"]
         self.dtypes = _choose("--dtypes", option.dtypes, list(DTYPES)) or ["fp32"]
@@ -111,6 +114,9 @@ class Matrix:
         self.base_batch = min(self.batch_sizes)
         self.clip_lengths = _integers("--clip-lengths", option.clip_lengths)
         self.cases = self._cases()
+        if not self.cases and "cuda" not in self.devices:
+            raise pytest.UsageError(f"--dtypes {','.join(self.dtypes)}: half precision runs on CUDA only, so the "
+                                    "CPU matrix is empty; add --devices cuda, or include fp32")
 
     def clip_lengths_for(self, spec):
         """Return the clip lengths to test for a model: the option's, else the tier's."""

@@ -62,6 +62,39 @@ def test_unreadable_video_is_one_line_error(tmp_path):
     assert str(broken) in error_lines(completed)[0]
 
 
+@pytest.mark.parametrize(
+    "arguments, named",
+    [
+        (("--models", ","), "','"),
+        (("--models", "slow_r50_detection"), "'slow_r50_detection' is not in the matrix"),
+        (("--dtypes", "fp16"), "add --devices cuda"),
+        (("--model-file=/", ), "is a folder"),
+        (("--expectations=/nonexistent/expectations.json",), "'/nonexistent/expectations.json' not found"),
+        (("--seed", "x"), "'x' is not an integer"),
+    ],
+    ids=["no-model-name", "excluded-model", "half-on-cpu", "model-file-folder", "missing-expectations", "bad-seed"],
+)
+def test_bad_option_is_one_line_error(tmp_path, arguments, named):
+    command = [sys.executable, "-m", "pytest", "suites/test_equivalence.py", "-q", "-n", "0",
+               f"--report-dir={tmp_path / 'runs'}", *arguments]
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("CONFORMANCE_")}
+    completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600, env=environment)
+
+    assert completed.returncode == pytest.ExitCode.USAGE_ERROR
+    assert len(error_lines(completed)) == 1
+    assert named in error_lines(completed)[0]
+
+
+def test_report_dir_that_is_file_is_error(tmp_path):
+    path = tmp_path / "a_file"
+    path.write_text("")
+
+    completed, _ = run_pytest(tmp_path, f"--report-dir={path}")
+
+    assert completed.returncode == pytest.ExitCode.USAGE_ERROR
+    assert "is a file, not a folder" in error_lines(completed)[0]
+
+
 def test_unknown_mode_lists_valid_modes(tmp_path):
     completed, _ = run_pytest(tmp_path, "--modes", "trace,compile")
 

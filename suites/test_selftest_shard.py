@@ -140,3 +140,20 @@ def test_shard_reports_merge(tmp_path):
     assert set(counts["model"].values()) == {1}
     assert set(counts["conversion"].values()) == {1}
     assert set(counts["reference"].values()) == {1}
+
+
+def test_empty_shard_exits_zero(tmp_path):
+    # With one model, every shard but the model's own is empty.
+    empty = next(index for index in (1, 2) if index != sharding.shard_of_model("tiny_conv", 2))
+    completed = run_pytest("suites/test_equivalence.py", "-q", "-n", "0", f"--report-dir={tmp_path}",
+                           "--model-file", str(TINY_MODELS), "--models", "tiny_conv", "--shard", f"{empty}/2")
+    report = json.loads((tmp_path / "latest.json").read_text())
+
+    assert completed.returncode == pytest.ExitCode.OK, completed.stdout[-2000:]
+    assert report["results"] == []
+
+
+def test_collect_only_writes_no_report(tmp_path):
+    collect(tmp_path)
+
+    assert not (tmp_path / "runs").exists()
