@@ -1,6 +1,7 @@
 """Self-tests of --shard K/N: shards partition the run by model, and their reports merge into one."""
 
 import json
+import re
 import os
 import pathlib
 import subprocess
@@ -157,3 +158,19 @@ def test_collect_only_writes_no_report(tmp_path):
     collect(tmp_path)
 
     assert not (tmp_path / "runs").exists()
+
+
+def test_xdist_sends_each_model_to_one_worker(tmp_path):
+    completed = run_pytest("suites/test_equivalence.py", "suites/test_mutation.py", "-v", "-n", "2", "-p", "no:randomly",
+                           f"--report-dir={tmp_path}", "--model-file", str(TINY_MODELS),
+                           "--models", "tiny_conv,tiny_sign_branch,tiny_constant", "--modes", "trace,script",
+                           "--batch-sizes", "1")
+    workers = {}
+    for line in completed.stdout.splitlines():
+        # e.g. "[gw1] [ 25%] PASSED suites/test_mutation.py::test_input_mutation[tiny_conv-trace-cpu-fp32-b1-t4]"
+        match = re.match(r"\[(gw\d+)\] \[\s*\d+%\] \w+ \S+\[([A-Za-z0-9_.]+)-", line)
+        if match:
+            workers.setdefault(match[2], set()).add(match[1])
+
+    assert set(workers) == {"tiny_conv", "tiny_sign_branch", "tiny_constant"}, completed.stdout[-2000:]
+    assert all(len(names) == 1 for names in workers.values()), workers
