@@ -67,6 +67,8 @@ def _split(value):
 
 def _choose(flag, value, valid):
     chosen = _split(value)
+    if value and value.strip() and not chosen:
+        raise pytest.UsageError(f"{flag}: {value!r} names no value; valid values: {', '.join(map(str, valid))}")
     for item in chosen:
         if item not in valid:
             raise pytest.UsageError(f"{flag}: unknown value {item!r}; valid values: {', '.join(map(str, valid))}")
@@ -78,6 +80,8 @@ def _integers(flag, value):
         numbers = [int(item) for item in _split(value)]
     except ValueError:
         raise pytest.UsageError(f"{flag}: {value!r} is not a comma-separated list of positive integers") from None
+    if value and value.strip() and not numbers:
+        raise pytest.UsageError(f"{flag}: {value!r} names no value; give comma-separated positive integers")
     if any(number < 1 for number in numbers):
         raise pytest.UsageError(f"{flag}: {value!r} holds a value below 1; give positive integers")
     return numbers

@@ -71,8 +71,11 @@ def test_unreadable_video_is_one_line_error(tmp_path):
         (("--model-file=/", ), "is a folder"),
         (("--expectations=/nonexistent/expectations.json",), "'/nonexistent/expectations.json' not found"),
         (("--seed", "x"), "'x' is not an integer"),
+        (("--modes", ","), "--modes: ',' names no value"),
+        (("--batch-sizes", ","), "--batch-sizes: ',' names no value"),
     ],
-    ids=["no-model-name", "excluded-model", "half-on-cpu", "model-file-folder", "missing-expectations", "bad-seed"],
+    ids=["no-model-name", "excluded-model", "half-on-cpu", "model-file-folder", "missing-expectations", "bad-seed",
+         "no-mode", "no-batch-size"],
 )
 def test_bad_option_is_one_line_error(tmp_path, arguments, named):
     command = [sys.executable, "-m", "pytest", "suites/test_equivalence.py", "-q", "-n", "0",

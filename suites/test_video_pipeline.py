@@ -242,7 +242,7 @@ def test_sample_video_concurrent_processes_encode_once(tmp_path):
 def _assert_names_path_and_fix(error, path):
     message = str(error)
     assert str(path) in message
-    assert "--video PATH" in message
+    assert "--video=PATH" in message
 
 
 def test_decode_missing_file_raises(tmp_path):
