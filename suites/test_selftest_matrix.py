@@ -103,9 +103,9 @@ def test_retain_only_keeps_current_point():
 
         cache.retain_only("m", 4, 1)
 
-        kept = {name for name, key in keys.items() if key in cache._STORE}
+        retained = {name for name, key in keys.items() if key in cache._STORE}
         # Conversions stay across batch sizes, because other batch sizes run the base one.
-        assert kept == {"model here", "conversion here", "conversion, other batch size", "reference here"}
+        assert retained == {"model here", "conversion here", "conversion, other batch size", "reference here"}
     finally:
         cache._STORE.clear()
         cache._STORE.update(saved)
