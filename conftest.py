@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import platform
 
@@ -295,6 +296,28 @@ def pytest_xdist_make_scheduler(config, log):
         def _split_scope(self, nodeid):
             return _model_of_nodeid(nodeid) or nodeid
 
+        def remove_node(self, node):
+            # LoadScopeScheduling hands the case that crashed a worker to the next worker with
+            # the rest of its model, so a case that crashes every time would use up
+            # --max-worker-restart and end the run. It is marked done here; xdist reports it failed.
+            workload = self.assigned_work.get(node, {})
+            crashed = next((nodeid for unit in workload.values() for nodeid, done in unit.items() if not done), None)
+            for unit in workload.values():
+                if crashed in unit:
+                    unit[crashed] = True
+            other = super().remove_node(node)
+            return crashed or other
+
+        def schedule(self):
+            replacing = self.collection is not None
+            super().schedule()
+            if replacing:
+                # A worker runs an item only once it holds the next one or is told to stop. A
+                # replacement worker whose model has one case left would otherwise wait forever,
+                # so it gets a second unit or, when none is left, the stop.
+                for node in self.nodes:
+                    self._reschedule(node)
+
     return ModelScheduling(config, log)
 
 
@@ -435,6 +458,41 @@ def pytest_runtest_makereport(item, call):
     if call.when == "call" and call.excinfo is not None and not _has_result(item) and _model_of(item) is not None:
         item.user_properties.append(reporting.check_error_property(item, call.excinfo, item.config.stash[MATRIX]))
     return (yield)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_handlecrashitem(crashitem, report, sched):
+    """Record a ``check-error`` result for a case whose xdist worker died while running it.
+
+    A segfault or abort inside TorchScript, or the OOM killer, ends the worker
+    process before it can report, and the case would otherwise be missing from
+    the run report.
+    """
+    model = _model_of_nodeid(crashitem)
+    if model is None:
+        return
+    config = sched.config
+    check = _check_of_nodeid(config, crashitem)
+    worker = getattr(getattr(report.node, "gateway", None), "id", "?")
+    report.user_properties.append(reporting.crash_property(crashitem, check, worker, config.stash[MATRIX]))
+
+
+def _check_of_nodeid(config, nodeid: str) -> str:
+    """Return the check marker's name of the test function that ``nodeid`` names.
+
+    The xdist controller collects no items, so this loads the test module from its file.
+    """
+    path, _, rest = nodeid.partition("::")
+    function_name = rest.partition("[")[0]
+    file = config.rootpath / path
+    try:
+        spec = importlib.util.spec_from_file_location(f"_crashed_{file.stem}", file)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        marks = getattr(getattr(module, function_name), "pytestmark", [])
+        return next(mark.args[0] for mark in marks if mark.name == "check")
+    except Exception:  # noqa: BLE001 - the crash record matters more than the check's exact name
+        return function_name.removeprefix("test_")
 
 
 def _has_result(item) -> bool:

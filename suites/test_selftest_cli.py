@@ -157,6 +157,29 @@ def test_failed_build_is_check_error_in_report(tmp_path):
     assert written == []
 
 
+def test_crashed_worker_is_check_error_in_report(tmp_path):
+    completed, report = run_pytest(
+        tmp_path, "--model-file", str(TINY_MODELS), "--models", "tiny_aborts_when_traced,tiny_conv", "--modes", "trace",
+        "-n", "1",
+    )
+    outcomes = {result["case_id"]: (result["outcome"], result["verdict"]) for result in report["results"]}
+    crashed = [result for result in report["results"] if result["model"] == "tiny_aborts_when_traced"]
+
+    assert completed.returncode == pytest.ExitCode.TESTS_FAILED
+    # Each crashing case runs once, and the next model's cases still run.
+    assert completed.stdout.count("crashed while running") == 2
+    assert outcomes == {
+        "tiny_aborts_when_traced-trace-cpu-fp32-b1-t4": ("check-error", "failed"),
+        "tiny_aborts_when_traced-trace-cpu-fp32-b2-t4": ("check-error", "failed"),
+        "tiny_conv-trace-cpu-fp32-b1-t4": ("pass", "passed"),
+        "tiny_conv-trace-cpu-fp32-b2-t4": ("pass", "passed"),
+    }
+    assert {result["error_class"] for result in crashed} == {"WorkerCrashed"}
+    assert all("died while running this case" in result["message"] for result in crashed)
+    assert "pytest -n 0 'suites/test_equivalence.py::test_equivalence[tiny_aborts_when_traced-trace-cpu-fp32-b1-t4]'" \
+        in crashed[0]["message"]
+
+
 def test_expected_failure_is_xfail_and_fixed_case_is_xpass(tmp_path):
     expectations = [
         {"case": "tiny_constant-trace-*", "check": "equivalence", "outcome": "cannot-judge", "error_class": None,

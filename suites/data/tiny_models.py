@@ -1,5 +1,7 @@
 """Small models for the suite's self-tests, in the format that --model-file loads."""
 
+import os
+
 import torch
 from torch import nn
 
@@ -157,3 +159,19 @@ MODEL_SPECS += [
         clip_lengths=(4,),
     ),
 ]
+
+
+class AbortsWhenTraced(nn.Module):
+    """Ends its process while torch.jit.trace runs it, as a crash inside TorchScript would."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = TinyConv()
+
+    def forward(self, x):
+        if torch.jit.is_tracing():
+            os._exit(70)
+        return self.body(x)
+
+
+MODEL_SPECS += [_spec("tiny_aborts_when_traced", AbortsWhenTraced)]
