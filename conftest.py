@@ -306,6 +306,12 @@ def pytest_xdist_make_scheduler(config, log):
                 if crashed in unit:
                     unit[crashed] = True
             other = super().remove_node(node)
+            # It also puts the crashed worker's finished units back in the queue. A worker handed
+            # only finished cases would wait forever for one to run, so they are dropped.
+            for scope in [scope for scope, unit in self.workqueue.items() if all(unit.values())]:
+                del self.workqueue[scope]
+            for remaining in self.nodes:
+                self._reschedule(remaining)
             return crashed or other
 
         def schedule(self):
