@@ -101,9 +101,9 @@ class Matrix:
             self.seed = int(option.seed)
         except ValueError:
             raise pytest.UsageError(f"--seed (or CONFORMANCE_SEED): {option.seed!r} is not an integer") from None
-        if option.models and option.models.strip() and not _split(option.models):
-            raise pytest.UsageError(f"--models: {option.models!r} names no model; give comma-separated model "
-                                    "names, or leave the option out to test every model")
+        if option.models is not None and not _split(option.models):
+            raise pytest.UsageError(f"--models (or CONFORMANCE_MODELS): {option.models!r} names no model; give "
+                                    "comma-separated model names, or leave both out to test every model")
         for name in _split(option.models):
             if name in EXCLUDED_MODELS:
                 raise pytest.UsageError(f"--models: {name!r} is not in the matrix: {EXCLUDED_MODELS[name]}")
@@ -179,6 +179,7 @@ def pytest_configure(config):
         "selftest: a test of the suite's own machinery",
     ):
         config.addinivalue_line("markers", line)
+    _refuse_gpu_without_cuda(config)
     config.stash[MATRIX] = Matrix(config)
     throughput_options.configure(config)
     source = weights.parse(config.option.weights)
@@ -381,9 +382,12 @@ CUDA_SKIP_REASON = ("needs a CUDA device, and torch.cuda.is_available() is False
                     "machine with CUDA: pytest -m gpu --devices cuda (see scripts/gpu_check.sh)")
 
 
-def pytest_collection_finish(session):
-    """Refuse ``-m gpu`` on a machine without CUDA instead of passing by skipping everything."""
-    markexpr = session.config.option.markexpr or ""
+def _refuse_gpu_without_cuda(config):
+    """Refuse ``-m gpu`` on a machine without CUDA instead of passing by skipping everything.
+
+    It runs at configure time, so that under xdist the controller stops before any worker starts.
+    """
+    markexpr = config.option.markexpr or ""
     if "gpu" in markexpr and "not gpu" not in markexpr and not torch.cuda.is_available():
         raise pytest.UsageError("-m gpu: no CUDA device was found (torch.cuda.is_available() is False); "
                                 "run the GPU cases on a machine with CUDA")

@@ -113,14 +113,14 @@ def _run_header(report):
                   f"{_text(report['exit_status'])}</span>")
     else:
         status = "<span class='status wait'>incomplete: interrupted, or the run is still in progress</span>"
-    finished = report["finished"] or "not finished"
+    times = f"finished {report['finished']}" if report["finished"] else "not finished"
     environment = report["environment"]
     summary = ", ".join(
         f"{name} {environment[name]}" for name in ("torch", "torchvision", "pytorchvideo", "tier", "weights")
         if environment.get(name) is not None
     )
     return (f"<h1>Run report {_text(report['run_id'])}</h1>\n<p>{status}</p>\n"
-            f"<p class='note'>Started {_text(report['started'])}, finished {_text(finished)}. {_text(summary)}</p>")
+            f"<p class='note'>Started {_text(report['started'])}, {_text(times)}. {_text(summary)}</p>")
 
 
 def _counts_section(results):

@@ -126,14 +126,9 @@ def _render_header(report):
         status = f"**Status:** COMPLETE (pytest exit status {report['exit_status']})"
     else:
         status = "**Status:** INCOMPLETE (interrupted, or the run is still in progress)"
-    finished = report["finished"] or "not finished"
-    return "\n\n".join(
-        [
-            f"# Run report {report['run_id']}",
-            status,
-            f"Started {report['started']}, finished {finished}.",
-        ]
-    )
+    times = f"Started {report['started']}, finished {report['finished']}." if report["finished"] else \
+        f"Started {report['started']}, not finished."
+    return "\n\n".join([f"# Run report {report['run_id']}", status, times])
 
 
 def _render_environment(environment):

@@ -26,7 +26,8 @@ def render_scriptability(scriptability):
             str(entry.get("scripted_modules", 0)),
         ))
     if not rows:
-        return "## Scriptability\n\nEvery model in this run scripts whole, or no hybrid conversion ran."
+        return ("## Scriptability\n\nNo map. The hybrid conversion's search builds it, so it needs `hybrid` in "
+                "`--modes`; with hybrid in the run, this means that every model scripts whole.")
     intro = (
         "Deepest submodules that fail to compile with `torch.jit.script`, by cause, and the share of "
         "parameters that the hybrid conversion keeps inside scripted code. The JSON report lists every path."

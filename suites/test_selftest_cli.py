@@ -3,6 +3,7 @@
 import json
 import os
 import pathlib
+import shlex
 import subprocess
 import sys
 
@@ -106,10 +107,12 @@ def test_unknown_mode_lists_valid_modes(tmp_path):
     assert "hybrid" in error_lines(completed)[0]
 
 
-def test_gpu_marker_without_cuda_fails_loudly(tmp_path):
-    completed, _ = run_pytest(tmp_path, "-m", "gpu", "--model-file", str(TINY_MODELS), "--models", "tiny_conv")
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_gpu_marker_without_cuda_fails_loudly(tmp_path, workers):
+    completed, _ = run_pytest(tmp_path, "-m", "gpu", "--model-file", str(TINY_MODELS), "--models", "tiny_conv",
+                              "--devices", "cpu,cuda", "-n", workers)
 
-    assert completed.returncode != 0
+    assert completed.returncode == pytest.ExitCode.USAGE_ERROR
     assert "no CUDA device was found" in completed.stdout + completed.stderr
 
 
@@ -179,8 +182,24 @@ def test_crashed_worker_is_check_error_in_report(tmp_path, workers):
     assert len(outcomes) == 6
     assert {result["error_class"] for result in crashed} == {"WorkerCrashed"}
     assert all("died while running this case" in result["message"] for result in crashed)
-    assert "pytest -n 0 'suites/test_equivalence.py::test_equivalence[tiny_aborts_when_traced-trace-cpu-fp32-b1-t4]'" \
-        in crashed[0]["message"]
+    hint = crashed[0]["message"].partition("rerun it alone to see how: ")[2]
+    assert hint.startswith("pytest -n 0 suites/test_equivalence.py -k 'tiny_aborts_when_traced-trace-cpu-fp32-b1-t4'")
+    assert f"--model-file={TINY_MODELS}" in hint
+
+
+def test_crash_rerun_hint_reruns_the_case(tmp_path):
+    _, report = run_pytest(
+        tmp_path, "--model-file", str(TINY_MODELS), "--models", "tiny_aborts_when_traced", "--modes", "trace",
+        "--batch-sizes", "1", "-n", "1",
+    )
+    hint = report["results"][0]["message"].partition("rerun it alone to see how: ")[2]
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("CONFORMANCE_")}
+    arguments = shlex.split(hint) + [f"--report-dir={tmp_path / 'rerun'}"]
+    completed = subprocess.run([sys.executable, "-m", *arguments], cwd=ROOT, capture_output=True, text=True,
+                               timeout=600, env=environment)
+
+    # Without xdist the model's exit ends pytest itself, with the model's own exit status.
+    assert completed.returncode == 70, completed.stdout[-2000:] + completed.stderr[-2000:]
 
 
 def test_expected_failure_is_xfail_and_fixed_case_is_xpass(tmp_path):
