@@ -179,7 +179,7 @@ def pytest_configure(config):
         "selftest: a test of the suite's own machinery",
     ):
         config.addinivalue_line("markers", line)
-    _refuse_gpu_without_cuda(config)
+    _reject_gpu_without_cuda(config)
     config.stash[MATRIX] = Matrix(config)
     throughput_options.configure(config)
     source = weights.parse(config.option.weights)
@@ -295,7 +295,8 @@ def pytest_xdist_make_scheduler(config, log):
 
     class ModelScheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid):
-            return _model_of_nodeid(nodeid) or nodeid
+            case = _case_of_nodeid(nodeid)
+            return case.model if case else nodeid
 
         def remove_node(self, node):
             # LoadScopeScheduling hands the case that crashed a worker to the next worker with
@@ -306,34 +307,35 @@ def pytest_xdist_make_scheduler(config, log):
             for unit in workload.values():
                 if crashed in unit:
                     unit[crashed] = True
-            other = super().remove_node(node)
-            # It also puts the crashed worker's finished units back in the queue. A worker handed
+            super().remove_node(node)
+            # It also puts the crashed worker's finished units back in the queue. A worker given
             # only finished cases would wait forever for one to run, so they are dropped.
-            for scope in [scope for scope, unit in self.workqueue.items() if all(unit.values())]:
+            finished = [scope for scope, unit in self.workqueue.items() if all(unit.values())]
+            for scope in finished:
                 del self.workqueue[scope]
             for remaining in self.nodes:
                 self._reschedule(remaining)
-            return crashed or other
+            return crashed
 
         def schedule(self):
             replacing = self.collection is not None
             super().schedule()
             if replacing:
-                # A worker runs an item only once it holds the next one or is told to stop. A
+                # A worker runs an item only once it has the next one or the shutdown signal. A
                 # replacement worker whose model has one case left would otherwise wait forever,
-                # so it gets a second unit or, when none is left, the stop.
+                # so it gets a second unit or, when none is left, the shutdown signal.
                 for node in self.nodes:
                     self._reschedule(node)
 
     return ModelScheduling(config, log)
 
 
-def _model_of_nodeid(nodeid: str) -> str | None:
+def _case_of_nodeid(nodeid: str) -> Case | None:
     # "suites/test_equivalence.py::test_equivalence[x3d_xs-trace-cpu-fp32-b1-t4]", with
     # "@x3d_xs" appended by pytest-xdist on pytest releases where its group suffix works.
     parameters = nodeid.split("@")[0].partition("[")[2].rstrip("]")
     try:
-        return Case.parse(parameters).model
+        return Case.parse(parameters)
     except ValueError:
         return None
 
@@ -382,8 +384,8 @@ CUDA_SKIP_REASON = ("needs a CUDA device, and torch.cuda.is_available() is False
                     "machine with CUDA: pytest -m gpu --devices cuda (see scripts/gpu_check.sh)")
 
 
-def _refuse_gpu_without_cuda(config):
-    """Refuse ``-m gpu`` on a machine without CUDA instead of passing by skipping everything.
+def _reject_gpu_without_cuda(config):
+    """Raise a usage error for ``-m gpu`` on a machine without CUDA, so the run cannot pass by skipping.
 
     It runs at configure time, so that under xdist the controller stops before any worker starts.
     """
@@ -478,13 +480,14 @@ def pytest_handlecrashitem(crashitem, report, sched):
     process before it can report, and the case would otherwise be missing from
     the run report.
     """
-    model = _model_of_nodeid(crashitem)
-    if model is None:
+    case = _case_of_nodeid(crashitem)
+    if case is None:
         return
     config = sched.config
+    test_path = crashitem.partition("::")[0]
     check = _check_of_nodeid(config, crashitem)
     worker = getattr(getattr(report.node, "gateway", None), "id", "?")
-    report.user_properties.append(reporting.crash_property(crashitem, check, worker, config.stash[MATRIX]))
+    report.user_properties.append(reporting.crash_property(case, test_path, check, worker, config.stash[MATRIX]))
 
 
 def _check_of_nodeid(config, nodeid: str) -> str:

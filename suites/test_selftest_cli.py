@@ -161,7 +161,7 @@ def test_failed_build_is_check_error_in_report(tmp_path):
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])
-def test_crashed_worker_is_check_error_in_report(tmp_path, workers):
+def test_worker_crash_is_check_error(tmp_path, workers):
     completed, report = run_pytest(
         tmp_path, "--model-file", str(TINY_MODELS), "--models", "tiny_aborts_when_traced,tiny_conv,tiny_sign_branch",
         "--modes", "trace", "-n", workers,
@@ -187,7 +187,7 @@ def test_crashed_worker_is_check_error_in_report(tmp_path, workers):
     assert f"--model-file={TINY_MODELS}" in hint
 
 
-def test_crash_rerun_hint_reruns_the_case(tmp_path):
+def test_crash_hint_reproduces_crash(tmp_path):
     _, report = run_pytest(
         tmp_path, "--model-file", str(TINY_MODELS), "--models", "tiny_aborts_when_traced", "--modes", "trace",
         "--batch-sizes", "1", "-n", "1",
