@@ -167,8 +167,8 @@ def test_worker_crash_is_check_error(tmp_path, workers):
         "--modes", "trace", "-n", workers,
     )
     outcomes = {result["case_id"]: (result["outcome"], result["verdict"]) for result in report["results"]}
-    crashed = sorted((result for result in report["results"] if result["model"] == "tiny_aborts_when_traced"),
-                     key=lambda result: result["case_id"])
+    crashed = [result for result in report["results"] if result["model"] == "tiny_aborts_when_traced"]
+    crashed.sort(key=lambda result: result["case_id"])
 
     assert completed.returncode == pytest.ExitCode.TESTS_FAILED
     # Each crashing case runs once, and the other models' cases still run.
@@ -198,7 +198,7 @@ def test_crash_hint_reproduces_crash(tmp_path):
     completed = subprocess.run([sys.executable, "-m", *arguments], cwd=ROOT, capture_output=True, text=True,
                                timeout=600, env=environment)
 
-    # Without xdist the model's exit ends pytest itself, with the model's own exit status.
+    # Without xdist the model's exit ends pytest itself, with the status 70 that AbortsWhenTraced exits with.
     assert completed.returncode == 70, completed.stdout[-2000:] + completed.stderr[-2000:]
 
 
