@@ -277,7 +277,7 @@ def pytest_collection_modifyitems(config, items):
         if benchmarks:
             config.hook.pytest_deselected(items=benchmarks)
             items[:] = [item for item in items if not item.get_closest_marker("benchmark")]
-    _group_by_model(items)
+    _group_by_model(items, config.stash[MATRIX].specs)
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -340,26 +340,30 @@ def _case_of_nodeid(nodeid: str) -> Case | None:
         return None
 
 
-def _group_by_model(items):
+def _group_by_model(items, specs):
     """Reorder items in place so that every check of one model, and within it of one point, runs back to back.
 
     A point is a clip length and batch size. Other tests keep their places at
     the front. The per-process cache then keeps one model's objects for one
-    point at a time (see cache.retain_only).
+    point at a time (see cache.retain_only). Models run costliest first (the
+    spec's ``relative_cost``): xdist hands models out in this order, and a costly
+    model handed out last would keep one worker busy after the others finish.
     """
     first_seen = {}
     for position, item in enumerate(items):
         model = _model_of(item)
         if model is not None:
             first_seen.setdefault(model, position)
+    rank = {model: (-specs[model].relative_cost if model in specs else 0.0, position)
+            for model, position in first_seen.items()}
 
     def order(pair):
         position, item = pair
         model = _model_of(item)
         if model is None:
-            return (-1, (), position)
+            return ((-float("inf"), -1), (), position)
         case = _case_of(item)
-        return (first_seen[model], (case.clip_length, case.batch_size), position)
+        return (rank[model], (case.clip_length, case.batch_size), position)
 
     items[:] = [item for _, item in sorted(enumerate(items), key=order)]
 

@@ -276,6 +276,61 @@ def test_hybrid_rejects_scripted_submodule_that_differs():
     torch.testing.assert_close(converted.module(example.clone()), model(example.clone()))
 
 
+class AgreesAtWidthFour(nn.Module):
+    def forward(self, x):
+        return x * 2
+
+    def __prepare_scriptable__(self):
+        # TorchScript compiles a module that matches eager only on inputs 4 wide.
+        return DoublesOnlyAtWidthFour()
+
+
+class DoublesOnlyAtWidthFour(nn.Module):
+    def forward(self, x):
+        return x * 2 if x.shape[-1] == 4 else x * 3
+
+
+class ShapeSensitive(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.shaped = AgreesAtWidthFour()
+        self.plain = nn.ReLU()
+
+    def forward(self, x):
+        return self.plain(self.shaped(x)) + 1
+
+
+def test_hybrid_reuses_split_found_at_another_shape():
+    key = (("reuse", "cpu", "fp32", 0), "width 4")
+    model = ShapeSensitive().eval()
+    narrow = torch.randn(2, 4)
+
+    first = conversion.convert("hybrid", model, lambda: narrow.clone(), key)
+    second = conversion.convert("hybrid", model, lambda: narrow.clone(), key)
+
+    assert "shaped" in first.log.scripted
+    assert any(step.startswith("reused the split found at width 4") for step in second.log.steps)
+    assert second.log.scripted == first.log.scripted
+    assert second.log.script_failures == first.log.script_failures
+    torch.testing.assert_close(second.module(narrow.clone()), model(narrow.clone()))
+
+
+def test_hybrid_searches_again_when_reused_split_fails_at_new_shape():
+    key = (("fallback", "cpu", "fp32", 0), "width 4")
+    model = ShapeSensitive().eval()
+    narrow, wide = torch.randn(2, 4), torch.randn(2, 8)
+
+    conversion.convert("hybrid", model, lambda: narrow.clone(), key)
+    again = conversion.convert("hybrid", model, lambda: wide.clone(), key)
+
+    assert any("scripted at width 4, fails here (scripted-output-differs), so the search runs in full" in step
+               for step in again.log.steps)
+    failures = {item["path"]: item["category"] for item in again.log.script_failures}
+    assert failures.get("shaped") == "scripted-output-differs"
+    assert "shaped" not in again.log.scripted
+    torch.testing.assert_close(again.module(wide.clone()), model(wide.clone()))
+
+
 class MutatesList(nn.Module):
     def forward(self, xs: list[torch.Tensor]):
         xs[0] = xs[0] * 2

@@ -151,3 +151,32 @@ def test_other_batch_size_runs_base_conversion():
     assert result["outcome"] == "pass"
     assert result["details"]["converted_at_batch_size"] == 1
     assert [key[6] for key in computed] == [1]
+
+
+def _item(case_id=None):
+    if case_id is None:
+        return types.SimpleNamespace(name="not a case")
+    return types.SimpleNamespace(name=case_id, callspec=types.SimpleNamespace(params={"case_id": case_id}))
+
+
+def test_costliest_model_runs_first_and_points_stay_together():
+    from conftest import _group_by_model
+
+    specs = {"cheap": types.SimpleNamespace(relative_cost=1.0), "costly": types.SimpleNamespace(relative_cost=5.0)}
+    items = [_item("cheap-trace-cpu-fp32-b1-t4"), _item("costly-trace-cpu-fp32-b2-t4"), _item(),
+             _item("costly-script-cpu-fp32-b1-t4"), _item("costly-trace-cpu-fp32-b1-t4")]
+
+    _group_by_model(items, specs)
+
+    assert [item.name for item in items] == [
+        "not a case", "costly-script-cpu-fp32-b1-t4", "costly-trace-cpu-fp32-b1-t4", "costly-trace-cpu-fp32-b2-t4",
+        "cheap-trace-cpu-fp32-b1-t4"]
+
+
+@pytest.mark.parametrize("cost", [0, -1.0, float("inf"), float("nan"), "high", True])
+def test_invalid_relative_cost_is_rejected(cost):
+    from fixtures.zoo import ModelSpec, ZooError
+
+    with pytest.raises(ZooError, match="invalid relative_cost"):
+        ModelSpec(name="user_model", family="user", builder=lambda geometry: None, canonical=Geometry(4, 16),
+                  quick=Geometry(4, 16), relative_cost=cost)
