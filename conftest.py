@@ -407,7 +407,8 @@ def pytest_report_header(config):
         f"conformance: torch {versions['torch']}, torchvision {versions['torchvision']}, "
         f"pytorchvideo {versions['pytorchvideo']}, python {platform.python_version()}",
         f"conformance: cuda device {versions['cuda_device'] or 'none'}, {torch.get_num_threads()} threads, "
-        f"tier {matrix.tier}, {len(matrix.cases)} cases, seed {matrix.seed}, weights {config.option.weights}",
+        f"tier {matrix.tier}, {len(matrix.cases)} cases (each a test item of one or more checks), "
+        f"seed {matrix.seed}, weights {config.option.weights}",
     ]
     excluded = ", ".join(f"{name} ({reason.split(':')[0]})" for name, reason in EXCLUDED_MODELS.items())
     lines.append(f"conformance: not in the matrix: {excluded}")

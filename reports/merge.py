@@ -21,7 +21,8 @@ def merge_reports(reports, sources=None):
 
     ``reports`` are validated report dicts and ``sources`` their file names for
     error messages. The merged report takes its environment from the first
-    shard, with "shard" set to null as for an unsharded run. It concatenates
+    shard, with "shard" set to null as for an unsharded run and every shard's
+    command line in "shard_command_lines". It concatenates
     results in shard order, sums repeated warnings and drops repeated findings.
     It is complete only if every shard was complete and no shard "k/n" is
     missing. Its run_id is the first shard's run_id followed by "-merged".
@@ -41,6 +42,8 @@ def merge_reports(reports, sources=None):
     first = reports[0]
     environment = copy.deepcopy(first["environment"])
     environment["shard"] = None
+    # Shards of one run differ at least in --shard, so each shard's command line is kept.
+    environment["shard_command_lines"] = [report["environment"].get("command_line") for report in reports]
 
     merged = {
         "schema_version": SCHEMA_VERSION,

@@ -639,6 +639,17 @@ def test_merge_joins_shards():
     assert first["environment"]["shard"] == "1/2"
 
 
+def test_merge_keeps_every_shard_command_line():
+    first = shard(1, 2, [make_result("a")])
+    first["environment"]["command_line"] = "pytest --shard 1/2"
+    second = shard(2, 2, [make_result("b")])
+    second["environment"]["command_line"] = "pytest --shard 2/2"
+
+    merged = merge_reports([first, second])
+
+    assert merged["environment"]["shard_command_lines"] == ["pytest --shard 1/2", "pytest --shard 2/2"]
+
+
 def test_merge_incomplete_shard():
     first = shard(1, 2, [make_result("a")])
     second = shard(2, 2, [make_result("b")], complete=False, finished=None, exit_status=None)
