@@ -300,7 +300,7 @@ class ShapeSensitive(nn.Module):
         return self.plain(self.shaped(x)) + 1
 
 
-def test_hybrid_reuses_split_found_at_another_shape():
+def test_hybrid_reuses_split_at_new_shape():
     key = (("reuse", "cpu", "fp32", 0), "width 4")
     model = ShapeSensitive().eval()
     narrow = torch.randn(2, 4)
@@ -315,7 +315,7 @@ def test_hybrid_reuses_split_found_at_another_shape():
     torch.testing.assert_close(second.module(narrow.clone()), model(narrow.clone()))
 
 
-def test_hybrid_searches_again_when_reused_split_fails_at_new_shape():
+def test_hybrid_reuse_falls_back_to_search():
     key = (("fallback", "cpu", "fp32", 0), "width 4")
     model = ShapeSensitive().eval()
     narrow, wide = torch.randn(2, 4), torch.randn(2, 8)

@@ -159,7 +159,7 @@ def _item(case_id=None):
     return types.SimpleNamespace(name=case_id, callspec=types.SimpleNamespace(params={"case_id": case_id}))
 
 
-def test_costliest_model_runs_first_and_points_stay_together():
+def test_costliest_model_runs_first():
     from conftest import _group_by_model
 
     specs = {"cheap": types.SimpleNamespace(relative_cost=1.0), "costly": types.SimpleNamespace(relative_cost=5.0)}
