@@ -19,6 +19,9 @@ pytest_plugins = ("fixtures.sharding", "fixtures.cache_counts")
 
 TIERS = ("quick", "nightly")
 TIER_BATCH_SIZES = {"quick": (1, 2), "nightly": (1, 2, 4, 8)}
+# Inputs are seeded with seed + 1000 * offset + 1. A seed below 2**31 keeps that sum far inside the
+# 64-bit integer range of torch's generators; 10**20 failed there with an overflow.
+MAX_SEED = 2**31 - 1
 
 # (option, environment variable, help). Every list option takes comma-separated values.
 LIST_OPTIONS = (
@@ -66,13 +69,21 @@ def _split(value):
     return [item.strip() for item in value.split(",") if item.strip()] if value else []
 
 
+def _flag(flag):
+    """Return the option and its environment variable, as error messages name them."""
+    variable = next(variable for option, variable, _ in LIST_OPTIONS if option == flag)
+    return f"{flag} (or {variable})"
+
+
 def _choose(flag, value, valid):
     chosen = _split(value)
-    if value and value.strip() and not chosen:
-        raise pytest.UsageError(f"{flag}: {value!r} names no value; valid values: {', '.join(map(str, valid))}")
+    if value is not None and not chosen:
+        raise pytest.UsageError(f"{_flag(flag)}: {value!r} names no value; valid values: "
+                                f"{', '.join(map(str, valid))}, or leave it out for the default")
     for item in chosen:
         if item not in valid:
-            raise pytest.UsageError(f"{flag}: unknown value {item!r}; valid values: {', '.join(map(str, valid))}")
+            raise pytest.UsageError(f"{_flag(flag)}: unknown value {item!r}; valid values: "
+                                    f"{', '.join(map(str, valid))}")
     return chosen
 
 
@@ -80,11 +91,12 @@ def _integers(flag, value):
     try:
         numbers = [int(item) for item in _split(value)]
     except ValueError:
-        raise pytest.UsageError(f"{flag}: {value!r} is not a comma-separated list of positive integers") from None
-    if value and value.strip() and not numbers:
-        raise pytest.UsageError(f"{flag}: {value!r} names no value; give comma-separated positive integers")
+        raise pytest.UsageError(f"{_flag(flag)}: {value!r} is not a comma-separated list of positive integers") from None
+    if value is not None and not numbers:
+        raise pytest.UsageError(f"{_flag(flag)}: {value!r} names no value; give comma-separated positive integers, "
+                                "or leave it out for the default")
     if any(number < 1 for number in numbers):
-        raise pytest.UsageError(f"{flag}: {value!r} holds a value below 1; give positive integers")
+        raise pytest.UsageError(f"{_flag(flag)}: {value!r} contains a value below 1; give positive integers")
     return numbers
 
 
@@ -101,6 +113,9 @@ class Matrix:
             self.seed = int(option.seed)
         except ValueError:
             raise pytest.UsageError(f"--seed (or CONFORMANCE_SEED): {option.seed!r} is not an integer") from None
+        if not 0 <= self.seed <= MAX_SEED:
+            raise pytest.UsageError(f"--seed (or CONFORMANCE_SEED): {self.seed} is out of range; give an integer "
+                                    f"from 0 to {MAX_SEED}")
         if option.models is not None and not _split(option.models):
             raise pytest.UsageError(f"--models (or CONFORMANCE_MODELS): {option.models!r} names no model; give "
                                     "comma-separated model names, or leave both out to test every model")

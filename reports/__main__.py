@@ -112,6 +112,13 @@ def _run_compare(arguments):
 
 
 def _run_merge(arguments):
+    inputs = {path.resolve() for path in arguments.shards}
+    if arguments.output.resolve() in inputs:
+        raise CommandError(f"merge: the output {str(arguments.output)!r} is also an input, and writing it would "
+                           "lose that shard's results; give a new file name as the first argument")
+    if arguments.output.is_file() and _is_shard_report(arguments.output):
+        raise CommandError(f"merge: the output {str(arguments.output)!r} is a shard report, and writing it would "
+                           "lose its results; the output comes first: merge OUTPUT SHARD [SHARD ...]")
     reports = [load_report(path) for path in arguments.shards]
     merged = merge_reports(reports, [str(path) for path in arguments.shards])
 
@@ -124,6 +131,13 @@ def _run_merge(arguments):
         )
     _write_output(arguments.output, format_json(merged))
     return EXIT_OK
+
+
+def _is_shard_report(path):
+    try:
+        return bool(load_report(path)["environment"].get("shard"))
+    except ReportError:
+        return False
 
 
 def _run_render(arguments):

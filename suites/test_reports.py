@@ -795,6 +795,30 @@ def test_cli_merge_duplicate_rejected(tmp_path, capsys):
     assert not output.exists()
 
 
+def test_cli_merge_keeps_shard_given_as_output(tmp_path, capsys):
+    first = save(tmp_path / "s1.json", shard(1, 2, [make_result("a")]))
+    second = save(tmp_path / "s2.json", shard(2, 2, [make_result("b")]))
+    before = first.read_text()
+
+    status, _, err = run_cli(capsys, "merge", first, second)
+
+    assert status == 2
+    assert "is a shard report" in err
+    assert first.read_text() == before
+
+
+def test_cli_merge_output_among_inputs_rejected(tmp_path, capsys):
+    first = save(tmp_path / "s1.json", make_report([make_result("a")]))
+    second = save(tmp_path / "s2.json", make_report([make_result("b")]))
+    before = first.read_text()
+
+    status, _, err = run_cli(capsys, "merge", first, first, second)
+
+    assert status == 2
+    assert "is also an input" in err
+    assert first.read_text() == before
+
+
 def test_cli_merge_bad_json(tmp_path, capsys):
     broken = tmp_path / "broken.json"
     broken.write_text("{", encoding="utf-8")

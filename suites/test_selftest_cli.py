@@ -74,11 +74,14 @@ def test_unreadable_video_is_one_line_error(tmp_path):
         (("--model-file=/", ), "is a folder"),
         (("--expectations=/nonexistent/expectations.json",), "'/nonexistent/expectations.json' not found"),
         (("--seed", "x"), "'x' is not an integer"),
-        (("--modes", ","), "--modes: ',' names no value"),
-        (("--batch-sizes", ","), "--batch-sizes: ',' names no value"),
+        (("--seed", "99999999999999999999"), "99999999999999999999 is out of range"),
+        (("--modes", ","), "--modes (or CONFORMANCE_MODES): ',' names no value"),
+        (("--modes", ""), "--modes (or CONFORMANCE_MODES): '' names no value"),
+        (("--batch-sizes", ","), "--batch-sizes (or CONFORMANCE_BATCH_SIZES): ',' names no value"),
+        (("--clip-lengths", ""), "--clip-lengths (or CONFORMANCE_CLIP_LENGTHS): '' names no value"),
     ],
     ids=["no-model-name", "excluded-model", "half-on-cpu", "model-file-folder", "missing-expectations", "bad-seed",
-         "no-mode", "no-batch-size"],
+         "huge-seed", "no-mode", "empty-mode", "no-batch-size", "empty-clip-length"],
 )
 def test_bad_option_is_one_line_error(tmp_path, arguments, named):
     command = [sys.executable, "-m", "pytest", "suites/test_equivalence.py", "-q", "-n", "0",
