@@ -20,7 +20,7 @@ pytest_plugins = ("fixtures.sharding", "fixtures.cache_counts")
 TIERS = ("quick", "nightly")
 TIER_BATCH_SIZES = {"quick": (1, 2), "nightly": (1, 2, 4, 8)}
 # Inputs are seeded with seed + 1000 * offset + 1. A seed below 2**31 keeps that sum far inside the
-# 64-bit integer range of torch's generators; 10**20 failed there with an overflow.
+# 64-bit integer range of torch's generators, and a seed of 10**20 failed there with an overflow.
 MAX_SEED = 2**31 - 1
 
 # (option, environment variable, help). Every list option takes comma-separated values.

@@ -795,7 +795,7 @@ def test_cli_merge_duplicate_rejected(tmp_path, capsys):
     assert not output.exists()
 
 
-def test_cli_merge_keeps_shard_given_as_output(tmp_path, capsys):
+def test_cli_merge_rejects_shard_as_output(tmp_path, capsys):
     first = save(tmp_path / "s1.json", shard(1, 2, [make_result("a")]))
     second = save(tmp_path / "s2.json", shard(2, 2, [make_result("b")]))
     before = first.read_text()
@@ -807,7 +807,7 @@ def test_cli_merge_keeps_shard_given_as_output(tmp_path, capsys):
     assert first.read_text() == before
 
 
-def test_cli_merge_output_among_inputs_rejected(tmp_path, capsys):
+def test_cli_merge_rejects_input_as_output(tmp_path, capsys):
     first = save(tmp_path / "s1.json", make_report([make_result("a")]))
     second = save(tmp_path / "s2.json", make_report([make_result("b")]))
     before = first.read_text()
